@@ -1,0 +1,57 @@
+// Backend: the one interface between a reactor and the kernel's I/O machinery. The reactor queues
+// operations, asks for cancellation and waits for events through it and never asks which backend it has.
+// One file per backend implements it (uring_backend.cpp); make_backend() picks one.
+#pragma once
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace corio {
+
+class Operation;
+
+// Every io_uring feature corio can use is named here, so it can be switched off to compare.
+struct BackendOptions {
+  unsigned ring_entries = 256;
+  bool single_issuer = true;   // IORING_SETUP_SINGLE_ISSUER
+  bool defer_taskrun = true;   // IORING_SETUP_DEFER_TASKRUN (needs single_issuer)
+  bool coop_taskrun = true;    // IORING_SETUP_COOP_TASKRUN
+  bool msg_ring = true;        // IORING_OP_MSG_RING for cross-reactor wake-ups (eventfd otherwise)
+  bool register_ring_fd = true;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  // One line saying what was chosen, e.g. "io_uring: SINGLE_ISSUER DEFER_TASKRUN; wake=msg_ring".
+  virtual std::string describe() const = 0;
+
+  // Queues `op`; it is handed to the kernel at the next poll() (batched: one syscall per loop turn).
+  virtual void submit(Operation& op) = 0;
+  // Asks the kernel to cancel `op`; `op` still completes (with -ECANCELED unless it finished first).
+  virtual void cancel(Operation& op) = 0;
+  // `op` is being destroyed while in flight: cancel it and wait for its completion, which is then dropped
+  // (an fd it returns is closed). Memory the kernel may write is therefore never freed under it.
+  virtual void abandon(Operation& op) noexcept = 0;
+  // Operations submitted and not yet completed.
+  virtual std::size_t in_flight() const noexcept = 0;
+
+  // Submits what is queued, waits up to `timeout` (nullopt: until something happens, zero: not at all)
+  // and completes every operation whose result arrived.
+  virtual void poll(std::optional<std::chrono::nanoseconds> timeout) = 0;
+
+  // Interrupts poll() from any thread.
+  virtual void wake() noexcept = 0;
+  // Interrupts `target`'s poll() from this backend's own thread, if this backend has a cheaper way than
+  // target.wake(). Returns false when it has none.
+  virtual bool wake_peer(Backend& target) noexcept = 0;
+};
+
+// Creates the backend for the calling thread (io_uring rings are bound to the thread that creates them).
+std::unique_ptr<Backend> make_backend(const BackendOptions& options);
+
+// The backends make_backend() chooses from, one file each.
+std::unique_ptr<Backend> make_uring_backend(const BackendOptions& options);  // uring_backend.cpp
+
+}  // namespace corio

@@ -1,0 +1,107 @@
+// Operation: the awaitable that every kernel operation is built from. A concrete operation says how it is
+// issued (prepare fills an io_uring SQE) and what its result means; the reactor's backend does the rest:
+// batching, completion, deadlines, cancellation and the lifetime rules. A new opcode is a few lines:
+//   struct FsyncImpl : Operation {
+//     explicit FsyncImpl(int fd) : fd(fd) {}
+//     void prepare(io_uring_sqe& s) noexcept override { io_uring_prep_fsync(&s, fd, 0); }
+//     int fd;
+//   };
+//   int res = co_await Op<FsyncImpl>(fd);
+// Results are values: the kernel's res (>= 0, or -errno). A deadline that passes gives -ETIMEDOUT and a
+// stop request (explicit token, or the task's ambient one) gives -ECANCELED.
+#pragma once
+#include <array>
+#include <chrono>
+#include <coroutine>
+#include <cstdint>
+#include <stop_token>
+#include <type_traits>
+#include <utility>
+
+#include "runtime/cancel_hook.hpp"
+#include "runtime/task.hpp"
+#include "runtime/timer_queue.hpp"
+
+struct io_uring_sqe;
+
+namespace corio {
+
+class Operation : public CancelHook {
+ public:
+  // How the operation is issued on io_uring. The backend sets user_data; do not.
+  virtual void prepare(io_uring_sqe& sqe) noexcept = 0;
+  // True for operations whose result is a new file descriptor (accept, socket, open): if such an operation
+  // is cancelled or abandoned and completes anyway, the runtime closes the descriptor.
+  virtual bool returns_fd() const noexcept { return false; }
+
+  bool await_ready() const noexcept { return false; }
+  template <class P>
+  bool await_suspend(std::coroutine_handle<P> waiter) {
+    if constexpr (std::is_base_of_v<detail::PromiseBase, P>) {
+      if (token_ == nullptr) token_ = &waiter.promise().stop_token;
+    }
+    return start(waiter);
+  }
+  int await_resume() const noexcept { return res_; }
+
+  // Backend side.
+  void complete(int res, std::uint32_t flags) noexcept;
+  bool has_deadline() const noexcept { return deadline_ != Clock::time_point::max(); }
+  Clock::time_point deadline() const noexcept { return deadline_; }
+  // Storage for the backend's form of the deadline: it must outlive the submission.
+  std::array<std::int64_t, 2>& deadline_storage() noexcept { return deadline_storage_; }
+  int result() const noexcept { return res_; }
+  std::uint32_t result_flags() const noexcept { return flags_; }
+
+ protected:
+  Operation() = default;
+  ~Operation() = default;
+  // The most derived class (Op<Impl>) calls this first in its destructor, while everything the kernel may
+  // still touch is alive.
+  void retire() noexcept;
+
+  Clock::time_point deadline_ = Clock::time_point::max();
+  std::stop_token own_token_;
+  const std::stop_token* token_ = nullptr;
+
+ private:
+  bool start(std::coroutine_handle<> waiter);
+  void cancel_on_home() noexcept override;
+  void resume_after_cancel() noexcept override { waiter_.resume(); }
+
+  enum class State : std::uint8_t { idle, in_flight, done };
+  Reactor* reactor_ = nullptr;
+  std::coroutine_handle<> waiter_;
+  int res_ = 0;
+  std::uint32_t flags_ = 0;
+  State state_ = State::idle;
+  bool cancel_requested_ = false;
+  std::array<std::int64_t, 2> deadline_storage_{};
+};
+
+// The awaitable form of an operation: co_await Op<Impl>{args...}. Being the most derived class, it can
+// retire the operation before any member of Impl (a buffer, an address the kernel writes) is destroyed.
+template <class Impl>
+class Op final : public Impl {
+ public:
+  using Impl::Impl;
+  Op() = default;
+  Op(const Op&) = delete;
+  Op& operator=(const Op&) = delete;
+  ~Op() { this->retire(); }
+
+  // Fails the operation with -ETIMEDOUT if it has not completed by `when`.
+  Op&& deadline(Clock::time_point when) && noexcept {
+    this->deadline_ = when;
+    return std::move(*this);
+  }
+  Op&& timeout(Clock::duration d) && noexcept { return std::move(*this).deadline(Clock::now() + d); }
+  // Cancels the operation (-ECANCELED) when `token` is stopped, instead of the task's ambient token.
+  Op&& stop_token(std::stop_token token) && noexcept {
+    this->own_token_ = std::move(token);
+    this->token_ = &this->own_token_;
+    return std::move(*this);
+  }
+};
+
+}  // namespace corio

@@ -1,0 +1,113 @@
+#include "runtime/reactor.hpp"
+
+#include <cstdio>
+#include <exception>
+
+namespace corio {
+
+namespace {
+thread_local Reactor* this_thread_reactor = nullptr;
+}
+
+Reactor::Reactor(unsigned id, Runtime* runtime, const BackendOptions& options)
+    : id_(id), runtime_(runtime), backend_(make_backend(options)) {}
+
+Reactor::~Reactor() {
+  while (Message* m = inbox_.pop()) m->discard();
+}
+
+Reactor* Reactor::current() noexcept { return this_thread_reactor; }
+
+void Reactor::adopt(detail::PromiseBase& p, std::coroutine_handle<> h) {
+  p.self = h;
+  p.detached_next = detached_;
+  if (detached_ != nullptr) detached_->detached_prev = &p;
+  detached_ = &p;
+  ++detached_count_;
+  ready_.push_back(h);
+}
+
+void Reactor::unlink(detail::PromiseBase& p) noexcept {
+  if (p.detached_prev != nullptr) p.detached_prev->detached_next = p.detached_next;
+  else detached_ = p.detached_next;
+  if (p.detached_next != nullptr) p.detached_next->detached_prev = p.detached_prev;
+  p.detached_prev = p.detached_next = nullptr;
+  --detached_count_;
+}
+
+void detail::finish_detached(PromiseBase& p) noexcept {
+  Reactor* r = Reactor::current();
+  if (p.exception) {
+    try {
+      std::rethrow_exception(p.exception);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "corio: reactor %u: detached task ended with exception: %s\n", r->id(), e.what());
+    } catch (...) {
+      std::fprintf(stderr, "corio: reactor %u: detached task ended with a non-std exception\n", r->id());
+    }
+  }
+  r->unlink(p);
+  p.self.destroy();
+}
+
+void Reactor::post(Message* m) noexcept {
+  inbox_.push(m);
+  // Only the first post after the reactor drained its inbox needs to wake it.
+  if (!wake_pending_.exchange(true)) wake();
+}
+
+void Reactor::request_stop() noexcept {
+  stopping_.store(true);
+  wake();
+}
+
+void Reactor::wake() noexcept {
+  Reactor* here = current();
+  if (here == this) return;
+  if (here != nullptr && here->backend_->wake_peer(*backend_)) return;
+  backend_->wake();
+}
+
+void Reactor::run_ready() {
+  // Tasks scheduled while these run wait for the next turn, after completions had a chance.
+  running_.swap(ready_);
+  for (std::coroutine_handle<> h : running_) h.resume();
+  running_.clear();
+}
+
+void Reactor::run_messages() noexcept {
+  if (!wake_pending_.load(std::memory_order_relaxed) || !wake_pending_.exchange(false)) return;
+  while (Message* m = inbox_.pop()) m->run();
+}
+
+void Reactor::run() {
+  this_thread_reactor = this;
+  while (!stopping_.load(std::memory_order_relaxed)) {
+    run_ready();
+    run_messages();
+    if (!timers_.empty()) timers_.fire_due(Clock::now());
+    std::optional<std::chrono::nanoseconds> timeout;
+    if (!ready_.empty() || wake_pending_.load(std::memory_order_relaxed)) {
+      timeout = std::chrono::nanoseconds::zero();
+    } else if (auto next = timers_.next_deadline()) {
+      timeout = std::max(std::chrono::nanoseconds::zero(), *next - Clock::now());
+    }
+    backend_->poll(timeout);
+  }
+  shutdown();
+  this_thread_reactor = nullptr;
+}
+
+void Reactor::shutdown() noexcept {
+  ready_.clear();
+  while (detached_ != nullptr) {
+    std::coroutine_handle<> h = detached_->self;
+    unlink(*detached_);
+    h.destroy();
+  }
+  wake_pending_.store(false);
+  while (Message* m = inbox_.pop()) m->discard();
+  while (backend_->in_flight() > 0) backend_->poll(std::nullopt);
+}
+
+}  // namespace corio

@@ -1,0 +1,91 @@
+// Reactor: one thread's event loop. It owns a backend (one io_uring), the thread's timers, its ready queue
+// and its inbox of messages from other threads. Everything here runs on the reactor's own thread except
+// post() and request_stop(), which any thread may call.
+//   spawn(serve(conn));   // runs a detached task on the current reactor
+#pragma once
+#include <atomic>
+#include <coroutine>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "runtime/backend.hpp"
+#include "runtime/message.hpp"
+#include "runtime/task.hpp"
+#include "runtime/timer_queue.hpp"
+
+namespace corio {
+
+class Runtime;
+
+class Reactor {
+ public:
+  // Creates the backend: call on the thread that will run() it.
+  Reactor(unsigned id, Runtime* runtime, const BackendOptions& options);
+  ~Reactor();
+  Reactor(const Reactor&) = delete;
+  Reactor& operator=(const Reactor&) = delete;
+
+  // The reactor running on the calling thread, or nullptr.
+  static Reactor* current() noexcept;
+
+  unsigned id() const noexcept { return id_; }
+  Runtime* runtime() const noexcept { return runtime_; }
+  Backend& backend() noexcept { return *backend_; }
+  TimerQueue& timers() noexcept { return timers_; }
+
+  // Runs the loop until request_stop(), then destroys the detached tasks still suspended and waits for
+  // every operation still in the kernel.
+  void run();
+  void request_stop() noexcept;
+
+  // Runs `t` detached on this reactor, starting on the next loop turn.
+  template <class T>
+  void spawn(task<T> t) {
+    auto h = t.release();
+    adopt(h.promise(), h);
+  }
+  // Resumes `h` on the next loop turn.
+  void schedule(std::coroutine_handle<> h) { ready_.push_back(h); }
+  // Any thread: runs `m` on this reactor.
+  void post(Message* m) noexcept;
+
+  std::size_t detached_count() const noexcept { return detached_count_; }
+
+ private:
+  friend void detail::finish_detached(detail::PromiseBase&) noexcept;
+  void adopt(detail::PromiseBase& p, std::coroutine_handle<> h);
+  void unlink(detail::PromiseBase& p) noexcept;
+  void run_ready();
+  void run_messages() noexcept;
+  void shutdown() noexcept;
+  void wake() noexcept;
+
+  unsigned id_;
+  Runtime* runtime_;
+  std::unique_ptr<Backend> backend_;
+  TimerQueue timers_;
+  std::vector<std::coroutine_handle<>> ready_;
+  std::vector<std::coroutine_handle<>> running_;
+  detail::PromiseBase* detached_ = nullptr;
+  std::size_t detached_count_ = 0;
+  MessageQueue inbox_;
+  std::atomic<bool> wake_pending_{false};
+  std::atomic<bool> stopping_{false};
+};
+
+// Runs `t` detached on the calling thread's reactor. An exception escaping it is reported on stderr with
+// the reactor's id; it never stops the reactor.
+template <class T>
+void spawn(task<T> t) {
+  Reactor::current()->spawn(std::move(t));
+}
+
+// Lets the other ready tasks and pending completions run, then resumes.
+struct yield {
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) const { Reactor::current()->schedule(h); }
+  void await_resume() const noexcept {}
+};
+
+}  // namespace corio

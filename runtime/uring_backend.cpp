@@ -1,0 +1,269 @@
+// The io_uring backend: one ring per reactor thread, set up with the best flags the kernel accepts.
+#include <liburing.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "runtime/backend.hpp"
+#include "runtime/operation.hpp"
+
+namespace corio {
+
+namespace {
+
+// user_data values that are not operations (operations are aligned pointers, never 0..3).
+constexpr std::uint64_t kIgnored = 0;  // link timeouts, cancel requests, msg_ring send results
+constexpr std::uint64_t kWoken = 1;    // a peer's IORING_OP_MSG_RING
+constexpr std::uint64_t kEventfd = 2;  // our read of the wake-up eventfd
+
+std::string errno_text(int err) { return std::strerror(err); }
+
+struct SetupTrial {
+  unsigned flags;
+  const char* names;
+};
+
+class UringBackend final : public Backend {
+ public:
+  explicit UringBackend(const BackendOptions& options) {
+    setup(options);
+    wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (wake_fd_ < 0) {
+      int err = errno;
+      io_uring_queue_exit(&ring_);
+      throw std::system_error(err, std::generic_category(), "eventfd for reactor wake-ups");
+    }
+    if (options.register_ring_fd && io_uring_register_ring_fd(&ring_) == 1) ring_fd_registered_ = true;
+    msg_ring_ = options.msg_ring && opcode_supported(IORING_OP_MSG_RING);
+    arm_eventfd();
+  }
+
+  ~UringBackend() override {
+    io_uring_queue_exit(&ring_);
+    ::close(wake_fd_);
+  }
+
+  std::string describe() const override {
+    std::string s = "io_uring: ";
+    s += setup_names_;
+    s += "; wake=";
+    s += msg_ring_ ? "msg_ring" : "eventfd";
+    if (ring_fd_registered_) s += "; registered ring fd";
+    return s;
+  }
+
+  void submit(Operation& op) override {
+    // A deadline is a linked timeout, which must land in the same submission as its operation.
+    if (op.has_deadline() && io_uring_sq_space_left(&ring_) < 2) flush();
+    io_uring_sqe* sqe = next_sqe();
+    op.prepare(*sqe);
+    io_uring_sqe_set_data(sqe, &op);
+    ++in_flight_;
+    if (!op.has_deadline()) return;
+    sqe->flags |= IOSQE_IO_LINK;
+    auto& ts_storage = op.deadline_storage();
+    auto ns = op.deadline().time_since_epoch().count();
+    ts_storage = {ns / 1'000'000'000, ns % 1'000'000'000};
+    static_assert(sizeof(__kernel_timespec) == sizeof(ts_storage));
+    io_uring_sqe* timeout = next_sqe();
+    // steady_clock is CLOCK_MONOTONIC, the clock an absolute io_uring timeout is measured on by default.
+    io_uring_prep_link_timeout(timeout, reinterpret_cast<__kernel_timespec*>(ts_storage.data()), IORING_TIMEOUT_ABS);
+    io_uring_sqe_set_data64(timeout, kIgnored);
+  }
+
+  void cancel(Operation& op) override {
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_cancel(sqe, &op, 0);
+    io_uring_sqe_set_data64(sqe, kIgnored);
+  }
+
+  void abandon(Operation& op) noexcept override {
+    const auto target = reinterpret_cast<std::uint64_t>(&op);
+    auto settle = [&](Reaped& r) {
+      r.user_data = kIgnored;
+      --in_flight_;
+      if (op.returns_fd() && r.res >= 0) ::close(r.res);
+    };
+    for (std::size_t i = reaped_pos_; i < reaped_.size(); ++i) {
+      if (reaped_[i].user_data == target) return settle(reaped_[i]);
+    }
+    cancel(op);
+    for (;;) {
+      int ret = io_uring_submit_and_wait(&ring_, 1);
+      if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
+        std::fprintf(stderr, "corio: io_uring_submit_and_wait while abandoning an operation: %s\n",
+                     errno_text(-ret).c_str());
+        std::abort();  // returning would let the kernel write into freed memory
+      }
+      io_uring_cqe* cqe;
+      bool found = false;
+      while (io_uring_peek_cqe(&ring_, &cqe) == 0) {
+        reaped_.push_back({cqe->user_data, cqe->res, cqe->flags});
+        io_uring_cqe_seen(&ring_, cqe);
+        if (reaped_.back().user_data == target) {
+          settle(reaped_.back());
+          found = true;
+        }
+      }
+      if (found) return;
+    }
+  }
+
+  std::size_t in_flight() const noexcept override { return in_flight_; }
+
+  void poll(std::optional<std::chrono::nanoseconds> timeout) override {
+    if (reaped_pos_ < reaped_.size()) timeout = std::chrono::nanoseconds::zero();
+    int ret;
+    if (!timeout) {
+      ret = io_uring_submit_and_wait(&ring_, 1);
+    } else if (timeout->count() == 0) {
+      ret = io_uring_submit_and_get_events(&ring_);
+    } else {
+      __kernel_timespec ts{timeout->count() / 1'000'000'000, timeout->count() % 1'000'000'000};
+      io_uring_cqe* cqe;
+      ret = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+    }
+    if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
+      throw std::system_error(-ret, std::generic_category(), "io_uring_enter in reactor poll");
+    }
+    dispatch();
+  }
+
+  void wake() noexcept override {
+    std::uint64_t one = 1;
+    // EAGAIN means the counter is already non-zero: a wake-up is pending anyway.
+    [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
+  }
+
+  bool wake_peer(Backend& target) noexcept override {
+    auto* peer = dynamic_cast<UringBackend*>(&target);
+    if (!msg_ring_ || peer == nullptr) return false;
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_msg_ring(sqe, peer->ring_.ring_fd, 0, kWoken, 0);
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    io_uring_sqe_set_data64(sqe, kIgnored);
+    return true;
+  }
+
+ private:
+  struct Reaped {
+    std::uint64_t user_data;
+    int res;
+    std::uint32_t flags;
+  };
+
+  void setup(const BackendOptions& o) {
+    const unsigned cq = IORING_SETUP_CQSIZE;
+    std::vector<SetupTrial> trials;
+    if (o.single_issuer && o.defer_taskrun && o.coop_taskrun) {
+      trials.push_back({IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_COOP_TASKRUN,
+                        "SINGLE_ISSUER DEFER_TASKRUN COOP_TASKRUN"});
+    }
+    if (o.single_issuer && o.defer_taskrun) {
+      trials.push_back({IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN, "SINGLE_ISSUER DEFER_TASKRUN"});
+    }
+    if (o.single_issuer && o.coop_taskrun) {
+      trials.push_back({IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN, "SINGLE_ISSUER COOP_TASKRUN"});
+    }
+    if (o.coop_taskrun) trials.push_back({IORING_SETUP_COOP_TASKRUN, "COOP_TASKRUN"});
+    if (o.single_issuer) trials.push_back({IORING_SETUP_SINGLE_ISSUER, "SINGLE_ISSUER"});
+    trials.push_back({0, "no setup flags"});
+    int last = 0;
+    for (const SetupTrial& t : trials) {
+      io_uring_params p{};
+      p.flags = t.flags | cq;
+      p.cq_entries = o.ring_entries * 4;
+      last = io_uring_queue_init_params(o.ring_entries, &ring_, &p);
+      if (last == 0) {
+        setup_flags_ = t.flags;
+        setup_names_ = t.names;
+        return;
+      }
+      if (last != -EINVAL) break;  // only "flag not known" is worth retrying without it
+    }
+    throw std::system_error(-last, std::generic_category(),
+                            "io_uring_setup (" + std::to_string(o.ring_entries) + " entries)");
+  }
+
+  bool opcode_supported(int opcode) {
+    io_uring_probe* probe = io_uring_get_probe_ring(&ring_);
+    if (probe == nullptr) return false;
+    bool ok = io_uring_opcode_supported(probe, opcode) != 0;
+    io_uring_free_probe(probe);
+    return ok;
+  }
+
+  io_uring_sqe* next_sqe() {
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    while (sqe == nullptr) {  // SQ full: hand what is queued to the kernel and take a fresh slot
+      flush();
+      sqe = io_uring_get_sqe(&ring_);
+    }
+    return sqe;
+  }
+
+  void flush() {
+    int ret = io_uring_submit(&ring_);
+    if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
+      throw std::system_error(-ret, std::generic_category(), "io_uring_submit with a full submission queue");
+    }
+  }
+
+  void arm_eventfd() {
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_read(sqe, wake_fd_, &wake_count_, sizeof wake_count_, 0);
+    io_uring_sqe_set_data64(sqe, kEventfd);
+  }
+
+  void complete(std::uint64_t user_data, int res, std::uint32_t flags) {
+    if (user_data > kEventfd) {
+      --in_flight_;
+      reinterpret_cast<Operation*>(user_data)->complete(res, flags);
+    } else if (user_data == kEventfd) {
+      arm_eventfd();
+    }
+  }
+
+  void dispatch() {
+    // Results stashed by abandon() come first; abandon() may run from inside complete() and stash more.
+    while (reaped_pos_ < reaped_.size()) {
+      Reaped r = reaped_[reaped_pos_++];
+      complete(r.user_data, r.res, r.flags);
+    }
+    reaped_.clear();
+    reaped_pos_ = 0;
+    // Completions that arrive while these run are left for the next turn, so a busy ring cannot starve timers.
+    unsigned budget = io_uring_cq_ready(&ring_);
+    io_uring_cqe* cqe;
+    while (budget-- > 0 && io_uring_peek_cqe(&ring_, &cqe) == 0) {
+      Reaped r{cqe->user_data, cqe->res, cqe->flags};
+      io_uring_cqe_seen(&ring_, cqe);
+      complete(r.user_data, r.res, r.flags);
+    }
+  }
+
+  io_uring ring_{};
+  unsigned setup_flags_ = 0;
+  const char* setup_names_ = "";
+  int wake_fd_ = -1;
+  std::uint64_t wake_count_ = 0;
+  bool msg_ring_ = false;
+  bool ring_fd_registered_ = false;
+  std::size_t in_flight_ = 0;
+  std::vector<Reaped> reaped_;
+  std::size_t reaped_pos_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_uring_backend(const BackendOptions& options) {
+  return std::make_unique<UringBackend>(options);
+}
+
+}  // namespace corio
