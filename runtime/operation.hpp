@@ -79,7 +79,7 @@ class Operation : public CancelHook {
   std::array<std::int64_t, 2> deadline_storage_{};
 };
 
-// The awaitable form of an operation: co_await Op<Impl>{args...}. Being the most derived class, it can
+// The awaitable form of an operation: co_await Op<Impl>(args...). Being the most derived class, it can
 // retire the operation before any member of Impl (a buffer, an address the kernel writes) is destroyed.
 template <class Impl>
 class Op final : public Impl {
@@ -90,18 +90,39 @@ class Op final : public Impl {
   Op& operator=(const Op&) = delete;
   ~Op() { this->retire(); }
 
+  class Ref;
+  // Modifiers, applied before co_await: co_await read(fd, buf).timeout(1s).
   // Fails the operation with -ETIMEDOUT if it has not completed by `when`.
-  Op&& deadline(Clock::time_point when) && noexcept {
+  Ref deadline(Clock::time_point when) noexcept {
     this->deadline_ = when;
-    return std::move(*this);
+    return Ref(*this);
   }
-  Op&& timeout(Clock::duration d) && noexcept { return std::move(*this).deadline(Clock::now() + d); }
+  Ref timeout(Clock::duration d) noexcept { return deadline(Clock::now() + d); }
   // Cancels the operation (-ECANCELED) when `token` is stopped, instead of the task's ambient token.
-  Op&& stop_token(std::stop_token token) && noexcept {
+  Ref stop_token(std::stop_token token) noexcept {
     this->own_token_ = std::move(token);
     this->token_ = &this->own_token_;
-    return std::move(*this);
+    return Ref(*this);
   }
+
+  // What a modifier returns: awaits the operation in place (the kernel knows its address; GCC 12 would
+  // copy an awaitable returned by reference), and takes further modifiers.
+  class Ref {
+   public:
+    explicit Ref(Op& op) noexcept : op_(&op) {}
+    Ref deadline(Clock::time_point when) noexcept { return op_->deadline(when); }
+    Ref timeout(Clock::duration d) noexcept { return op_->timeout(d); }
+    Ref stop_token(std::stop_token token) noexcept { return op_->stop_token(std::move(token)); }
+    bool await_ready() const noexcept { return op_->await_ready(); }
+    template <class P>
+    bool await_suspend(std::coroutine_handle<P> waiter) {
+      return op_->await_suspend(waiter);
+    }
+    decltype(auto) await_resume() { return op_->await_resume(); }
+
+   private:
+    Op* op_;
+  };
 };
 
 }  // namespace corio
