@@ -82,7 +82,7 @@ void Reactor::run_messages() noexcept {
 
 void Reactor::run() {
   this_thread_reactor = this;
-  while (!stopping_.load(std::memory_order_relaxed)) {
+  while (!stopping_.load(std::memory_order_acquire)) {
     run_ready();
     run_messages();
     if (!timers_.empty()) timers_.fire_due(Clock::now());

@@ -72,7 +72,11 @@ void Runtime::start_reactor(unsigned id, const BackendOptions& backend, std::pro
   reactors_[id]->run();
 }
 
-Runtime::~Runtime() { stop(); }
+Runtime::~Runtime() {
+  stop();
+  // Only now: until the runtime is destroyed, a thread that posted to a reactor may still be inside post().
+  reactors_.clear();
+}
 
 void Runtime::request_stop() noexcept {
   for (auto& r : reactors_) {
@@ -87,7 +91,6 @@ void Runtime::stop() {
   }
   // Blocking jobs may still be delivering to the reactors: finish them before the reactors go.
   blocking_.reset();
-  reactors_.clear();
 }
 
 }  // namespace corio

@@ -46,7 +46,8 @@ class Runtime {
   T run(task<T> main);
 
   // Stops every reactor (their suspended tasks are destroyed) and joins the threads. Idempotent. Call
-  // from outside the reactors; from a reactor, use request_stop().
+  // from outside the reactors; from a reactor, use request_stop(). Messages posted afterwards are
+  // dropped when the runtime is destroyed.
   void stop();
   void request_stop() noexcept;
 

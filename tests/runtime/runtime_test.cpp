@@ -209,10 +209,10 @@ TEST(RunBlocking, RunsOffTheReactorAndResumesOnIt) {
 }
 
 TEST(RunBlocking, ReactorKeepsServingWhileAJobBlocks) {
+  int ticks = 0;  // outlive the runtime: the ticker reads them until it sees `done`
+  bool done = false;
   Runtime rt({.reactors = 1, .blocking_threads = 2});
-  auto [ticks, void_done] = rt.run([]() -> task<std::pair<int, bool>> {
-    int ticks = 0;
-    bool done = false;
+  bool void_done = rt.run([&]() -> task<bool> {
     auto ticker = [&]() -> task<void> {
       while (!done) {
         co_await sleep_for(1ms);
@@ -222,8 +222,9 @@ TEST(RunBlocking, ReactorKeepsServingWhileAJobBlocks) {
     spawn(ticker());
     co_await run_blocking([] { std::this_thread::sleep_for(50ms); });
     done = true;
-    co_return std::pair{ticks, true};
+    co_return true;
   }());
+  rt.stop();
   EXPECT_GT(ticks, 10);  // the reactor went on with its timers during the 50 ms job
   EXPECT_TRUE(void_done);
 }
