@@ -225,7 +225,7 @@ TEST(RunBlocking, ReactorKeepsServingWhileAJobBlocks) {
     co_return true;
   }());
   rt.stop();
-  EXPECT_GT(ticks, 10);  // the reactor went on with its timers during the 50 ms job
+  EXPECT_GT(ticks, 5);  // the reactor went on with its 1 ms timers during the 50 ms job
   EXPECT_TRUE(void_done);
 }
 
