@@ -90,7 +90,8 @@ void Reactor::run() {
     if (!ready_.empty() || wake_pending_.load(std::memory_order_relaxed)) {
       timeout = std::chrono::nanoseconds::zero();
     } else if (auto next = timers_.next_deadline()) {
-      timeout = std::max(std::chrono::nanoseconds::zero(), *next - Clock::now());
+      auto now = Clock::now();
+      timeout = *next <= now ? std::chrono::nanoseconds::zero() : *next - now;  // no overflow for time_point::min()
     }
     backend_->poll(timeout);
   }

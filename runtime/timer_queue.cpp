@@ -24,8 +24,11 @@ void TimerQueue::disarm(TimerEntry& t) noexcept {
 }
 
 std::size_t TimerQueue::fire_due(Clock::time_point now) {
+  // Timers armed by the ones firing now wait for the next call, even if already due: a task that keeps
+  // sleeping until a past deadline must not keep the reactor from its I/O.
+  const std::uint64_t armed_before = next_order_;
   std::size_t fired = 0;
-  while (!heap_.empty() && heap_.front()->deadline_ <= now) {
+  while (!heap_.empty() && heap_.front()->deadline_ <= now && heap_.front()->order_ < armed_before) {
     TimerEntry* t = heap_.front();
     disarm(*t);
     ++fired;

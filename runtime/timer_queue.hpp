@@ -45,7 +45,7 @@ class TimerQueue {
     if (heap_.empty()) return std::nullopt;
     return heap_.front()->deadline_;
   }
-  // Fires every timer due at `now`, earliest first. Returns how many fired.
+  // Fires the timers due at `now` that were armed before the call, earliest first. Returns how many fired.
   std::size_t fire_due(Clock::time_point now);
 
  private:

@@ -71,5 +71,25 @@ TEST(TimerQueue, RearmMovesTimer) {
   EXPECT_EQ(log, (std::vector<int>{2, 1}));
 }
 
+struct Rearming final : TimerEntry {
+  TimerQueue* q = nullptr;
+  int fired = 0;
+  void fire() noexcept override {
+    ++fired;
+    q->arm(*this, Clock::time_point{});  // due again at once
+  }
+};
+
+TEST(TimerQueue, TimerArmedWhileFiringWaitsForTheNextCall) {
+  TimerQueue q;
+  Rearming r;
+  r.q = &q;
+  q.arm(r, Clock::time_point{});
+  EXPECT_EQ(q.fire_due(Clock::time_point{} + std::chrono::seconds(1)), 1u);
+  EXPECT_EQ(q.fire_due(Clock::time_point{} + std::chrono::seconds(1)), 1u);
+  EXPECT_EQ(r.fired, 2);
+  q.disarm(r);
+}
+
 }  // namespace
 }  // namespace corio

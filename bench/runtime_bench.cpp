@@ -1,0 +1,133 @@
+// Micro-benchmarks of the runtime core. Each benchmark's loop runs inside a coroutine on a reactor, so what
+// is timed is the runtime's own path. NopRoundTrip/Corio and NopRoundTrip/RawLiburing run in the same
+// binary, on the same CPU, on rings with the same flags: their ratio is the coroutine layer's overhead.
+//   build/release/bench/runtime-bench [--benchmark_filter=...]
+#include <benchmark/benchmark.h>
+#include <liburing.h>
+
+#include <cstring>
+
+#include "runtime/nop.hpp"
+#include "runtime/runtime.hpp"
+#include "runtime/time.hpp"
+
+namespace {
+
+using corio::task;
+
+// Runs `body(state)` as a coroutine on reactor 0 of a one-reactor runtime pinned to CPU 0.
+template <class Body>
+void on_reactor(benchmark::State& state, Body body) {
+  corio::Runtime rt({.reactors = 1, .cpus = {0}});
+  rt.run(body(state));
+}
+
+task<int> ready_value(int v) { co_return v; }
+
+void TaskCreateAndAwait(benchmark::State& state) {
+  on_reactor(state, [](benchmark::State& s) -> task<void> {
+    long sum = 0;
+    for (auto _ : s) sum += co_await ready_value(1);
+    benchmark::DoNotOptimize(sum);
+  });
+}
+BENCHMARK(TaskCreateAndAwait)->UseRealTime();
+
+void SpawnAndRun(benchmark::State& state) {
+  on_reactor(state, [](benchmark::State& s) -> task<void> {
+    long done = 0;
+    auto child = [&]() -> task<void> {
+      ++done;
+      co_return;
+    };
+    for (auto _ : s) {
+      corio::spawn(child());
+      co_await corio::yield();  // the spawned task runs before we are resumed
+    }
+    benchmark::DoNotOptimize(done);
+  });
+}
+BENCHMARK(SpawnAndRun)->UseRealTime();
+
+void NopRoundTrip_Corio(benchmark::State& state) {
+  on_reactor(state, [](benchmark::State& s) -> task<void> {
+    for (auto _ : s) benchmark::DoNotOptimize(co_await corio::nop());
+  });
+}
+BENCHMARK(NopRoundTrip_Corio)->UseRealTime();
+
+void NopRoundTrip_RawLiburing(benchmark::State& state) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(0, &set);
+  pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+  io_uring ring;
+  io_uring_params p{};
+  p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_COOP_TASKRUN;
+  if (int err = io_uring_queue_init_params(256, &ring, &p); err < 0) {
+    state.SkipWithError(std::strerror(-err));
+    return;
+  }
+  io_uring_register_ring_fd(&ring);
+  for (auto _ : state) {
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring);
+    io_uring_prep_nop(sqe);
+    io_uring_submit_and_wait(&ring, 1);
+    io_uring_cqe* cqe;
+    if (io_uring_peek_cqe(&ring, &cqe) == 0) {
+      benchmark::DoNotOptimize(cqe->res);
+      io_uring_cqe_seen(&ring, cqe);
+    }
+  }
+  io_uring_queue_exit(&ring);
+}
+BENCHMARK(NopRoundTrip_RawLiburing)->UseRealTime();
+
+// 64 NOPs in flight from 64 coroutines: what batching buys (one io_uring_enter per loop turn).
+void NopBatched64(benchmark::State& state) {
+  on_reactor(state, [](benchmark::State& s) -> task<void> {
+    int running = 0;
+    auto one = [&]() -> task<void> {
+      co_await corio::nop();
+      --running;
+    };
+    for (auto _ : s) {
+      running = 64;
+      for (int i = 0; i < 64; ++i) corio::spawn(one());
+      while (running > 0) co_await corio::yield();
+    }
+    s.SetItemsProcessed(s.iterations() * 64);
+  });
+}
+BENCHMARK(NopBatched64)->UseRealTime();
+
+// Arm a timer that is already due and let the reactor fire it.
+void TimerArmAndFire(benchmark::State& state) {
+  on_reactor(state, [](benchmark::State& s) -> task<void> {
+    for (auto _ : s) benchmark::DoNotOptimize(co_await corio::sleep_until(corio::Clock::time_point{}));
+  });
+}
+BENCHMARK(TimerArmAndFire)->UseRealTime();
+
+// Insert into a heap already holding `range(0)` timers, then remove: the cost with many pending.
+void TimerQueueArmDisarm(benchmark::State& state) {
+  struct Entry final : corio::TimerEntry {
+    void fire() noexcept override {}
+  };
+  corio::TimerQueue q;
+  std::vector<Entry> pending(static_cast<std::size_t>(state.range(0)));
+  auto t0 = corio::Clock::now();
+  for (std::size_t i = 0; i < pending.size(); ++i) q.arm(pending[i], t0 + std::chrono::microseconds(i * 7 % 100'000));
+  Entry e;
+  long i = 0;
+  for (auto _ : state) {
+    q.arm(e, t0 + std::chrono::microseconds(++i * 13 % 100'000));
+    q.disarm(e);
+  }
+  for (auto& p : pending) q.disarm(p);
+}
+BENCHMARK(TimerQueueArmDisarm)->Arg(0)->Arg(1000)->Arg(100'000);
+
+}  // namespace
+
+BENCHMARK_MAIN();
