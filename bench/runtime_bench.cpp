@@ -49,6 +49,28 @@ void SpawnAndRun(benchmark::State& state) {
 }
 BENCHMARK(SpawnAndRun)->UseRealTime();
 
+// `range(0)` tasks alive at once, each with a frame of its own, then all freed: the allocator under a
+// server-like pattern (many connections' frames) rather than one frame reused.
+void SpawnBurst(benchmark::State& state) {
+  on_reactor(state, [](benchmark::State& s) -> task<void> {
+    const long n = s.range(0);
+    long running = 0;
+    auto child = [&]() -> task<void> {
+      char scratch[256];  // a frame of realistic size
+      benchmark::DoNotOptimize(scratch);
+      co_await corio::yield();
+      --running;
+    };
+    for (auto _ : s) {
+      running = n;
+      for (long i = 0; i < n; ++i) corio::spawn(child());
+      while (running > 0) co_await corio::yield();
+    }
+    s.SetItemsProcessed(s.iterations() * n);
+  });
+}
+BENCHMARK(SpawnBurst)->Arg(1024)->Arg(16384)->UseRealTime();
+
 void NopRoundTrip_Corio(benchmark::State& state) {
   on_reactor(state, [](benchmark::State& s) -> task<void> {
     for (auto _ : s) benchmark::DoNotOptimize(co_await corio::nop());
