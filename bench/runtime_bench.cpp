@@ -91,7 +91,7 @@ void NopRoundTrip_RawLiburing(benchmark::State& state) {
     return;
   }
   io_uring_register_ring_fd(&ring);
-  for (auto _ : state) {
+  for (auto _ : state) {  // NOLINT(clang-analyzer-deadcode.DeadStores): Google Benchmark's loop
     io_uring_sqe* sqe = io_uring_get_sqe(&ring);
     io_uring_prep_nop(sqe);
     io_uring_submit_and_wait(&ring, 1);
@@ -142,7 +142,7 @@ void TimerQueueArmDisarm(benchmark::State& state) {
   for (std::size_t i = 0; i < pending.size(); ++i) q.arm(pending[i], t0 + std::chrono::microseconds(i * 7 % 100'000));
   Entry e;
   long i = 0;
-  for (auto _ : state) {
+  for (auto _ : state) {  // NOLINT(clang-analyzer-deadcode.DeadStores): Google Benchmark's loop
     q.arm(e, t0 + std::chrono::microseconds(++i * 13 % 100'000));
     q.disarm(e);
   }

@@ -23,7 +23,11 @@ struct Row {
   double ns_each;
 };
 
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+Row rate(std::string what, long count, Clock::time_point t0) {
+  double s = std::chrono::duration<double>(Clock::now() - t0).count();
+  auto n = static_cast<double>(count);
+  return Row{std::move(what), n / s, s * 1e9 / n};
+}
 
 // One coroutine, one NOP at a time: the full path user -> ring -> kernel -> completion -> coroutine.
 task<Row> nop_round_trips(Clock::duration budget) {
@@ -33,8 +37,7 @@ task<Row> nop_round_trips(Clock::duration budget) {
     for (int i = 0; i < 1000; ++i) co_await corio::nop();
     n += 1000;
   }
-  double s = seconds_since(t0);
-  co_return Row{"NOP round trip, 1 in flight", n / s, s * 1e9 / n};
+  co_return rate("NOP round trip, 1 in flight", n, t0);
 }
 
 // 64 coroutines at once: completions arrive in batches, one io_uring_enter per loop turn.
@@ -51,8 +54,7 @@ task<Row> nop_batched(Clock::duration budget) {
   };
   for (int i = 0; i < 64; ++i) corio::spawn(worker());
   while (running > 0) co_await corio::sleep_for(1ms);
-  double s = seconds_since(t0);
-  co_return Row{"NOP, 64 coroutines in flight", n / s, s * 1e9 / n};
+  co_return rate("NOP, 64 coroutines in flight", n, t0);
 }
 
 task<Row> cross_reactor(Clock::duration budget) {
@@ -61,8 +63,7 @@ task<Row> cross_reactor(Clock::duration budget) {
   while (Clock::now() - t0 < budget) {
     for (int i = 0; i < 100; ++i) n += co_await corio::submit_to(1, [] { return 1; });
   }
-  double s = seconds_since(t0);
-  co_return Row{"submit_to reactor 1 and back", n / s, s * 1e9 / n};
+  co_return rate("submit_to reactor 1 and back", n, t0);
 }
 
 task<Row> timers() {
@@ -75,8 +76,7 @@ task<Row> timers() {
   };
   for (int i = 0; i < kTimers; ++i) corio::spawn(sleeper(t0 + std::chrono::microseconds(i % 1000)));
   while (fired < kTimers) co_await corio::yield();
-  double s = seconds_since(t0);
-  co_return Row{"100,000 sleeps: spawn, arm, fire", kTimers / s, s * 1e9 / kTimers};
+  co_return rate("100,000 sleeps: spawn, arm, fire", kTimers, t0);
 }
 
 task<Row> blocking_jobs(Clock::duration budget) {
@@ -85,8 +85,7 @@ task<Row> blocking_jobs(Clock::duration budget) {
   while (Clock::now() - t0 < budget) {
     n += co_await corio::run_blocking([] { return 1; });
   }
-  double s = seconds_since(t0);
-  co_return Row{"run_blocking round trip", n / s, s * 1e9 / n};
+  co_return rate("run_blocking round trip", n, t0);
 }
 
 task<std::vector<Row>> tour(corio::Runtime& rt, Clock::duration budget) {

@@ -25,7 +25,8 @@ void CancelHook::OnStop::operator()() const noexcept {
     hook->cancel_on_home();
     return;
   }
-  auto* m = new RemoteStop(hook);
+  // A stop callback cannot report failure: running out of memory here ends the process, as noexcept says.
+  auto* m = new RemoteStop(hook);  // NOLINT(bugprone-unhandled-exception-at-new)
   hook->remote_.store(m, std::memory_order_release);
   hook->home_->post(m);
 }
