@@ -2,6 +2,7 @@
 //   corio::Runtime rt;                                 // or Runtime({.reactors = 2, .cpus = {0, 1}})
 //   int v = rt.run(main_task());                       // runs on reactor 0, blocks until it ends
 //   co_await corio::submit_to(1, [] { return 42; });   // runs on reactor 1, result back here
+//   co_await corio::submit_to(1, some_task());         // or a task, started on reactor 1
 //   co_await corio::run_blocking([] { return ::fsync(fd); });
 #pragma once
 #include <future>
@@ -105,6 +106,12 @@ auto submit_to(unsigned id, F fn) {
     target.post(new detail::SpawnMessage(detail::produce_remotely<R>(std::move(fn), state)));
   };
   return detail::RemoteCall<R, decltype(launch)>(std::move(launch));
+}
+
+// Runs the task `t` (created here, not yet started) on reactor `id`; its result comes back here.
+template <class T>
+auto submit_to(unsigned id, task<T> t) {
+  return submit_to(id, [t = std::move(t)]() mutable { return std::move(t); });
 }
 
 // Runs the blocking call `fn` on the runtime's blocking pool and resumes on the calling reactor.

@@ -103,6 +103,16 @@ TEST(SubmitTo, RunsOnTheTargetAndReturnsToTheCaller) {
   EXPECT_EQ(value, 41);
 }
 
+task<unsigned> where_am_i() {
+  co_await sleep_for(1ms);
+  co_return Reactor::current()->id();
+}
+
+TEST(SubmitTo, ATaskObjectStartsOnTheTarget) {
+  Runtime rt({.reactors = 2});
+  EXPECT_EQ(rt.run([]() -> task<unsigned> { co_return co_await submit_to(1, where_am_i()); }()), 1u);
+}
+
 TEST(SubmitTo, ExceptionComesBackToTheCaller) {
   Runtime rt({.reactors = 2});
   EXPECT_THROW(rt.run([]() -> task<void> {
