@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <sys/resource.h>
 
 #include <cstring>
 #include <string>
@@ -33,9 +34,19 @@ void pin_this_thread(int cpu) {
   }
 }
 
+// As Go's runtime does: a server should hold tens of thousands of sockets without the user tuning ulimit.
+void raise_open_file_limit() noexcept {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &lim);
+  }
+}
+
 }  // namespace
 
 Runtime::Runtime(RuntimeOptions options) : blocking_(std::make_unique<BlockingPool>(options.blocking_threads)) {
+  raise_open_file_limit();
   std::vector<int> cpus = options.cpus.empty() ? affinity_cpus() : options.cpus;
   unsigned n = options.reactors != 0 ? options.reactors : static_cast<unsigned>(cpus.size());
   if (n == 0) throw std::invalid_argument("corio: Runtime needs at least one reactor");

@@ -29,7 +29,8 @@ struct RuntimeOptions {
 
 class Runtime {
  public:
-  // Starts the reactors. Throws std::system_error naming what failed (ring setup, pinning).
+  // Starts the reactors, after raising the soft RLIMIT_NOFILE to the hard limit. Throws std::system_error
+  // naming what failed (ring setup, pinning).
   explicit Runtime(RuntimeOptions options = {});
   ~Runtime();
   Runtime(const Runtime&) = delete;

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/resource.h>
 
 #include <atomic>
 #include <stdexcept>
@@ -27,6 +28,16 @@ unsigned cpus_available() {
 TEST(Runtime, DefaultsToOneReactorPerAvailableCpu) {
   Runtime rt;
   EXPECT_EQ(rt.size(), cpus_available());
+}
+
+TEST(Runtime, RaisesTheOpenFileLimitToTheHardLimit) {
+  rlimit lim{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &lim), 0);
+  rlimit lowered{std::min<rlim_t>(256, lim.rlim_max), lim.rlim_max};
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &lowered), 0);
+  Runtime rt({.reactors = 1});
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &lim), 0);
+  EXPECT_EQ(lim.rlim_cur, lim.rlim_max);
 }
 
 TEST(Runtime, StartsAndStopsRepeatedly) {

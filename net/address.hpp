@@ -1,0 +1,34 @@
+// Address: an IPv4 or IPv6 socket address, parsed from the forms a server's flags use:
+//   "127.0.0.1:7000", "[::1]:7000", ":7000" (any IPv4 interface), "localhost:0" (port 0: the kernel picks).
+// Names other than localhost are not resolved here (that blocks): parse() says so.
+#pragma once
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <string>
+#include <string_view>
+
+#include "net/error.hpp"
+
+namespace corio::net {
+
+class Address {
+ public:
+  Address() = default;
+  static Result<Address> parse(std::string_view text);
+  static Address from(const sockaddr* sa, socklen_t len);
+  static Address loopback_v4(std::uint16_t port);
+
+  int family() const noexcept { return storage_.ss_family; }
+  std::uint16_t port() const noexcept;
+  const sockaddr* sockaddr_ptr() const noexcept { return reinterpret_cast<const sockaddr*>(&storage_); }
+  socklen_t length() const noexcept { return length_; }
+  // "127.0.0.1:7000" or "[::1]:7000".
+  std::string to_string() const;
+
+ private:
+  sockaddr_storage storage_{};
+  socklen_t length_ = 0;
+};
+
+}  // namespace corio::net

@@ -1,0 +1,17 @@
+#include "net/error.hpp"
+
+#include <cstdlib>
+#include <cstring>
+
+namespace corio::net {
+
+std::string Error::message() const {
+  std::string m = context;
+  m += ": ";
+  m += std::strerror(code);
+  return m;
+}
+
+Error make_error(int err, std::string context) { return Error{std::abs(err), std::move(context)}; }
+
+}  // namespace corio::net
