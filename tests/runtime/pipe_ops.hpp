@@ -1,6 +1,5 @@
-// Test-only operations on a pipe and a listening socket: operations that stay in flight until the test
-// decides, which is what deadlines, cancellation and abandonment need. They also show that a new opcode
-// is a few lines on top of corio::Operation.
+// Test helpers: a pipe, whose reads stay in flight until the test writes (what deadlines, cancellation and
+// abandonment need), and a raw accept, which shows that a new opcode is a few lines on corio::Operation.
 #pragma once
 #include <liburing.h>
 #include <sys/socket.h>
@@ -10,17 +9,11 @@
 #include <stdexcept>
 
 #include "runtime/operation.hpp"
+#include "runtime/read.hpp"
 
 namespace corio::testing {
 
-struct ReadImpl : Operation {
-  ReadImpl(int fd, char* buf, unsigned len) : fd(fd), buf(buf), len(len) {}
-  void prepare(io_uring_sqe& sqe) noexcept override { io_uring_prep_read(&sqe, fd, buf, len, 0); }
-  int fd;
-  char* buf;
-  unsigned len;
-};
-inline Op<ReadImpl> read(int fd, char* buf, unsigned len) { return Op<ReadImpl>(fd, buf, len); }
+inline Op<ReadImpl> read(int fd, char* buf, unsigned len) { return corio::read(fd, std::span(buf, len)); }
 
 struct AcceptImpl : Operation {
   explicit AcceptImpl(int fd) : fd(fd) {}
