@@ -1,0 +1,139 @@
+#include "examples/server_main.hpp"
+
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "net/server.hpp"
+#include "runtime/read.hpp"
+#include "runtime/runtime.hpp"
+
+namespace corio::examples {
+
+namespace {
+
+bool parse_number(const char* text, unsigned long max, unsigned long& out) {
+  char* end = nullptr;
+  errno = 0;
+  unsigned long v = std::strtoul(text, &end, 10);
+  if (errno != 0 || end == text || *end != '\0' || v > max || text[0] == '-') return false;
+  out = v;
+  return true;
+}
+
+std::optional<ServerFlags> parse_flags(int argc, char** argv, const char* name, bool with_frames) {
+  ServerFlags f;
+  auto usage = [&] {
+    std::fprintf(stderr,
+                 "usage: %s [--listen ADDR] [--reactors N] [--max-conns N] [--idle-timeout SECONDS]\n"
+                 "       [--drain-timeout SECONDS]%s\n",
+                 name, with_frames ? " [--max-frame BYTES]" : "");
+    return std::nullopt;
+  };
+  for (int i = 1; i < argc; ++i) {
+    std::string flag = argv[i];
+    if (i + 1 >= argc) return usage();
+    const char* value = argv[++i];
+    unsigned long n = 0;
+    bool ok = true;
+    if (flag == "--listen") f.listen = value;
+    else if (flag == "--reactors") ok = parse_number(value, 1024, n), f.reactors = static_cast<unsigned>(n);
+    else if (flag == "--max-conns") ok = parse_number(value, 10'000'000, n), f.max_conns = static_cast<std::uint32_t>(n);
+    else if (flag == "--idle-timeout") ok = parse_number(value, 86400, n), f.idle_timeout = std::chrono::seconds(n);
+    else if (flag == "--drain-timeout") ok = parse_number(value, 3600, n), f.drain_timeout = std::chrono::seconds(n);
+    else if (with_frames && flag == "--max-frame") ok = parse_number(value, 1ul << 30, n), f.max_frame = static_cast<std::uint32_t>(n);
+    else return usage();
+    if (!ok) {
+      std::fprintf(stderr, "%s: %s: not a valid number: \"%s\"\n", name, flag.c_str(), value);
+      return std::nullopt;
+    }
+  }
+  return f;
+}
+
+// Waits for SIGINT or SIGTERM (blocked in every thread, read from a signalfd through the ring).
+task<int> next_signal(int sigfd) {
+  signalfd_siginfo info{};
+  int n = co_await corio::read(sigfd, std::span(reinterpret_cast<char*>(&info), sizeof info));
+  co_return n == sizeof info ? static_cast<int>(info.ssi_signo) : -1;
+}
+
+}  // namespace
+
+int run_server(int argc, char** argv, const char* name, bool with_frames,
+               const std::function<Handler(const ServerFlags&)>& make_handler) {
+  auto flags = parse_flags(argc, argv, name, with_frames);
+  if (!flags) return 2;
+  auto addr = net::Address::parse(flags->listen);
+  if (!addr) {
+    std::fprintf(stderr, "%s: --listen: %s\n", name, addr.error().message().c_str());
+    return 2;
+  }
+
+  // Blocked before any thread starts, so every reactor inherits the mask and the signalfd sees them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  int sigfd = signalfd(-1, &signals, SFD_CLOEXEC);
+  if (sigfd < 0) {
+    std::fprintf(stderr, "%s: signalfd: %s\n", name, std::strerror(errno));
+    return 1;
+  }
+
+  try {
+    Runtime rt({.reactors = flags->reactors});
+    // One listener per reactor on one port; the first fixes the port when 0 was asked for.
+    std::vector<std::unique_ptr<net::TcpListener>> listeners;
+    net::Address at = *addr;
+    for (unsigned i = 0; i < rt.size(); ++i) {
+      auto l = net::TcpListener::bind(at, {.reuseport = true});
+      if (!l) {
+        std::fprintf(stderr, "%s: %s\n", name, l.error().message().c_str());
+        return 1;
+      }
+      at = l->local_address();
+      listeners.push_back(std::make_unique<net::TcpListener>(std::move(*l)));
+    }
+    std::printf("listening on %s\n", at.to_string().c_str());
+    std::fflush(stdout);
+
+    Handler handler = make_handler(*flags);
+    net::ConnectionLimiter limiter(flags->max_conns);
+    net::ServerCounters counters;
+    int signo = rt.run([&]() -> task<int> {
+      std::stop_source stop_accepting;
+      for (unsigned i = 0; i < rt.size(); ++i) {
+        co_await submit_to(i, [&, i] {
+          spawn(with_stop_token(stop_accepting.get_token(), net::serve(*listeners[i], handler, limiter, counters)));
+        });
+      }
+      int sig = co_await next_signal(sigfd);
+      stop_accepting.request_stop();
+      // Drain: connections in progress may finish, for at most the drain timeout.
+      auto until = Clock::now() + flags->drain_timeout;
+      while (limiter.active() > 0 && Clock::now() < until) co_await sleep_for(std::chrono::milliseconds(10));
+      co_return sig;
+    }());
+    std::fprintf(stderr, "%s: %s: stopped; accepted %llu, shed %llu, open at exit %u, out of descriptors %llu\n",
+                 name, signo > 0 ? strsignal(signo) : "signal read failed",
+                 static_cast<unsigned long long>(counters.accepted.load()),
+                 static_cast<unsigned long long>(limiter.shed()), limiter.active(),
+                 static_cast<unsigned long long>(counters.out_of_descriptors.load()));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", name, e.what());
+    return 1;
+  }
+  ::close(sigfd);
+  return 0;
+}
+
+}  // namespace corio::examples

@@ -1,0 +1,32 @@
+// What the example servers share: their flags, one listener per reactor on the same port, SIGINT/SIGTERM
+// handling and the graceful drain. An example supplies only its connection handler:
+//   int main(int argc, char** argv) { return corio::examples::run_server(argc, argv, "echo-server", make_handler); }
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "net/tcp_stream.hpp"
+#include "runtime/task.hpp"
+
+namespace corio::examples {
+
+struct ServerFlags {
+  std::string listen = "127.0.0.1:7000";
+  unsigned reactors = 0;                          // 0: one per CPU
+  std::uint32_t max_conns = 0;                    // 0: no limit
+  std::chrono::seconds idle_timeout{0};           // 0: none
+  std::chrono::seconds drain_timeout{5};
+  std::uint32_t max_frame = 16u << 20;            // frame-server only
+};
+
+using Handler = std::function<task<void>(net::TcpStream)>;
+
+// Parses the flags (`--max-frame` only when `with_frames`), starts the server, prints
+// "listening on HOST:PORT", serves until SIGINT/SIGTERM, drains, prints its counters to stderr.
+// Returns the process exit code.
+int run_server(int argc, char** argv, const char* name, bool with_frames,
+               const std::function<Handler(const ServerFlags&)>& make_handler);
+
+}  // namespace corio::examples

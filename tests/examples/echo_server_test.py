@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Drives the echo-server binary from Python's standard sockets (a client not written with corio):
+echo of 1 B .. 1 MiB, --max-conns shedding, --idle-timeout, and SIGTERM with a connection open (what was
+echoed arrives in full, then the server exits 0).   usage: echo_server_test.py path/to/echo-server"""
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+server_bin = sys.argv[1]
+failures = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+
+
+def start(*flags):
+    p = subprocess.Popen([server_bin, "--listen", "127.0.0.1:0", *flags], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    line = p.stdout.readline().strip()
+    if not line.startswith("listening on 127.0.0.1:"):
+        p.kill()
+        sys.exit(f"unexpected first line from echo-server: {line!r}")
+    return p, int(line.rsplit(":", 1)[1])
+
+
+def echo(sock, data):
+    """Sends data while reading the echo on another thread; returns what came back."""
+    got = bytearray()
+
+    def reader():
+        while len(got) < len(data):
+            chunk = sock.recv(1 << 16)
+            if not chunk:
+                return
+            got.extend(chunk)
+
+    t = threading.Thread(target=reader)
+    t.start()
+    sock.sendall(data)
+    t.join(timeout=10)
+    return bytes(got)
+
+
+def stop(p):
+    p.send_signal(signal.SIGTERM)
+    try:
+        rc = p.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        rc = "hung"
+    return rc, p.stderr.read()
+
+
+# Echo of every size, over two reactors.
+p, port = start("--reactors", "2")
+with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+    for size in (1, 100, 4096, 65536, 1 << 20):
+        data = bytes((i * 7 + i // 251) % 256 for i in range(size))
+        check(echo(s, data) == data, f"echo of {size} bytes")
+rc, err = stop(p)
+check(rc == 0, f"SIGTERM exits 0 (got {rc})")
+check("stopped" in err, "prints its counters on the way out")
+
+# --max-conns: the third connection is accepted and closed at once; the first two keep working.
+p, port = start("--max-conns", "2", "--reactors", "1")
+a = socket.create_connection(("127.0.0.1", port), timeout=5)
+b = socket.create_connection(("127.0.0.1", port), timeout=5)
+check(echo(a, b"a") == b"a" and echo(b, b"b") == b"b", "connections under the limit are served")
+c = socket.create_connection(("127.0.0.1", port), timeout=5)
+check(c.recv(1) == b"", "a connection over --max-conns is closed at once")
+check(echo(a, b"still") == b"still", "the server stays responsive while shedding")
+for s in (a, b, c):
+    s.close()
+rc, err = stop(p)
+check(rc == 0 and "shed 1" in err, f"shedding is counted ({err.strip()})")
+
+# --idle-timeout: a silent connection is closed after about a second; an active one is not.
+p, port = start("--idle-timeout", "1", "--reactors", "1")
+silent = socket.create_connection(("127.0.0.1", port), timeout=5)
+t0 = time.monotonic()
+check(silent.recv(1) == b"", "a silent connection is closed")
+waited = time.monotonic() - t0
+check(0.8 < waited < 4, f"after the idle timeout (closed after {waited:.2f} s)")
+silent.close()
+
+# SIGTERM with a connection open: the bytes already echoed are all delivered, then the server exits.
+busy = socket.create_connection(("127.0.0.1", port), timeout=5)
+payload = b"z" * 200_000
+got = echo(busy, payload)
+p.send_signal(signal.SIGTERM)
+check(got == payload, "data echoed before shutdown arrives in full")
+busy.close()
+try:
+    rc = p.wait(timeout=10)
+except subprocess.TimeoutExpired:
+    p.kill()
+    rc = "hung"
+check(rc == 0, f"graceful shutdown with a connection open exits 0 (got {rc})")
+
+# Bad flags: clear errors, exit 2.
+bad = subprocess.run([server_bin, "--listen", "127.0.0.1:99999"], capture_output=True, text=True, timeout=10)
+check(bad.returncode == 2 and "port out of range" in bad.stderr, f"bad --listen is refused: {bad.stderr.strip()}")
+bad = subprocess.run([server_bin, "--max-conns", "lots"], capture_output=True, text=True, timeout=10)
+check(bad.returncode == 2 and "not a valid number" in bad.stderr, f"bad number is refused: {bad.stderr.strip()}")
+
+sys.exit(1 if failures else 0)
