@@ -1,0 +1,43 @@
+#include "net/framing.hpp"
+
+#include <string>
+
+namespace corio::net {
+
+task<Result<bool>> read_frame(BufferedReader& reader, std::vector<char>& payload, std::uint32_t max_frame) {
+  unsigned char header[4];
+  auto h = co_await reader.read_exact(std::span(reinterpret_cast<char*>(header), sizeof header));
+  if (!h) co_return h.error();
+  if (*h == 0) co_return false;  // clean end of stream between frames
+  if (*h < sizeof header) {
+    co_return make_error(EPROTO, "truncated frame header: " + std::to_string(*h) + " of 4 bytes before end of stream");
+  }
+  const std::uint32_t size = (std::uint32_t{header[0]} << 24) | (std::uint32_t{header[1]} << 16) |
+                             (std::uint32_t{header[2]} << 8) | std::uint32_t{header[3]};
+  if (size > max_frame) {
+    co_return make_error(EMSGSIZE, "frame of " + std::to_string(size) + " bytes exceeds the limit of " +
+                                       std::to_string(max_frame));
+  }
+  payload.resize(size);
+  auto b = co_await reader.read_exact(payload);
+  if (!b) co_return b.error();
+  if (*b < size) {
+    co_return make_error(EPROTO, "truncated frame: end of stream after " + std::to_string(*b) + " of " +
+                                     std::to_string(size) + " bytes");
+  }
+  co_return true;
+}
+
+task<Result<void>> write_frame(BufferedWriter& writer, std::span<const char> payload) {
+  if (payload.size() > UINT32_MAX) {
+    co_return make_error(EMSGSIZE, "frame of " + std::to_string(payload.size()) + " bytes does not fit a 4-byte length");
+  }
+  const auto size = static_cast<std::uint32_t>(payload.size());
+  const char header[4] = {static_cast<char>(size >> 24), static_cast<char>(size >> 16), static_cast<char>(size >> 8),
+                          static_cast<char>(size)};
+  auto h = co_await writer.write(header);
+  if (!h) co_return h;
+  co_return co_await writer.write(payload);
+}
+
+}  // namespace corio::net

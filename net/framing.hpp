@@ -1,0 +1,22 @@
+// Length-prefix framing: a 4-byte big-endian length, then that many bytes (the guide's format). A peer
+// announcing more than `max_frame` gets an Error (EMSGSIZE) before anything is allocated; a stream ending
+// mid-frame is an Error (EPROTO) saying how much arrived; a zero-length frame is valid.
+//   std::vector<char> payload;
+//   auto got = co_await read_frame(reader, payload);   // true: a frame; false: the peer closed cleanly
+#pragma once
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "net/buffered.hpp"
+
+namespace corio::net {
+
+inline constexpr std::uint32_t kDefaultMaxFrame = 16u << 20;
+
+task<Result<bool>> read_frame(BufferedReader& reader, std::vector<char>& payload,
+                              std::uint32_t max_frame = kDefaultMaxFrame);
+// Buffers one frame; the caller flushes (or the writer does when full).
+task<Result<void>> write_frame(BufferedWriter& writer, std::span<const char> payload);
+
+}  // namespace corio::net
