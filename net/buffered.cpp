@@ -7,14 +7,14 @@ namespace corio::net {
 
 task<Result<std::size_t>> BufferedReader::fill() {
   if (begin_ == end_) begin_ = end_ = 0;
-  auto n = co_await stream_->read_some(std::span(buf_).subspan(end_));
+  auto n = co_await stream_->read_some(std::span(buf_).subspan(end_)).deadline(deadline_);
   if (n) end_ += *n;
   co_return n;
 }
 
 task<Result<std::size_t>> BufferedReader::read_some(std::span<char> buf) {
   if (buffered() == 0) {
-    if (buf.size() >= buf_.size()) co_return co_await stream_->read_some(buf);  // no point copying twice
+    if (buf.size() >= buf_.size()) co_return co_await stream_->read_some(buf).deadline(deadline_);  // no copy
     auto n = co_await fill();
     if (!n || *n == 0) co_return n;
   }

@@ -17,6 +17,8 @@ class BufferedReader {
   explicit BufferedReader(const TcpStream& stream, std::size_t capacity = 16 * 1024)
       : stream_(&stream), buf_(capacity) {}
 
+  // Reads from the stream fail with ETIMEDOUT after `deadline` (an idle timeout, renewed by the caller).
+  void set_deadline(Clock::time_point deadline) noexcept { deadline_ = deadline; }
   // Bytes already read ahead: reading them will not block.
   std::size_t buffered() const noexcept { return end_ - begin_; }
   // Copies up to buf.size() bytes, reading from the stream only when nothing is buffered; 0 at end of stream.
@@ -33,6 +35,7 @@ class BufferedReader {
   std::vector<char> buf_;
   std::size_t begin_ = 0;
   std::size_t end_ = 0;
+  Clock::time_point deadline_ = Clock::time_point::max();
 };
 
 class BufferedWriter {

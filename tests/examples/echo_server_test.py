@@ -9,24 +9,13 @@ import sys
 import threading
 import time
 
+from harness import check, finish, start as start_server, stop, wait
+
 server_bin = sys.argv[1]
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
 
 
 def start(*flags):
-    p = subprocess.Popen([server_bin, "--listen", "127.0.0.1:0", *flags], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
-    line = p.stdout.readline().strip()
-    if not line.startswith("listening on 127.0.0.1:"):
-        p.kill()
-        sys.exit(f"unexpected first line from echo-server: {line!r}")
-    return p, int(line.rsplit(":", 1)[1])
+    return start_server(server_bin, *flags)
 
 
 def echo(sock, data):
@@ -45,16 +34,6 @@ def echo(sock, data):
     sock.sendall(data)
     t.join(timeout=10)
     return bytes(got)
-
-
-def stop(p):
-    p.send_signal(signal.SIGTERM)
-    try:
-        rc = p.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        rc = "hung"
-    return rc, p.stderr.read()
 
 
 # Echo of every size, over two reactors.
@@ -96,11 +75,7 @@ got = echo(busy, payload)
 p.send_signal(signal.SIGTERM)
 check(got == payload, "data echoed before shutdown arrives in full")
 busy.close()
-try:
-    rc = p.wait(timeout=10)
-except subprocess.TimeoutExpired:
-    p.kill()
-    rc = "hung"
+rc = wait(p)
 check(rc == 0, f"graceful shutdown with a connection open exits 0 (got {rc})")
 
 # Bad flags: clear errors, exit 2.
@@ -109,4 +84,4 @@ check(bad.returncode == 2 and "port out of range" in bad.stderr, f"bad --listen 
 bad = subprocess.run([server_bin, "--max-conns", "lots"], capture_output=True, text=True, timeout=10)
 check(bad.returncode == 2 and "not a valid number" in bad.stderr, f"bad number is refused: {bad.stderr.strip()}")
 
-sys.exit(1 if failures else 0)
+finish()

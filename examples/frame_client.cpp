@@ -1,0 +1,115 @@
+// frame-client: sends frames to a frame server and checks that each comes back intact.
+//   frame-client [--target 127.0.0.1:7000] [--frames N] [--size BYTES] [--conns C] [--timeout SECONDS]
+// Exits 0 when every frame came back, 1 on any error (each reported), 2 on bad flags.
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "net/framing.hpp"
+#include "runtime/runtime.hpp"
+#include "runtime/time.hpp"
+
+using namespace corio;
+using namespace corio::net;
+
+namespace {
+
+struct Flags {
+  std::string target = "127.0.0.1:7000";
+  unsigned long frames = 1000;
+  unsigned long size = 64;
+  unsigned long conns = 1;
+  unsigned long timeout_s = 10;
+};
+
+// One connection: send each frame, read its echo, compare. Returns the number of verified frames.
+task<unsigned long> run_connection(const Address& to, const Flags& f, unsigned id, unsigned long& errors) {
+  auto conn = co_await TcpStream::connect(to, std::chrono::seconds(f.timeout_s));
+  if (!conn) {
+    std::fprintf(stderr, "frame-client: connection %u: %s\n", id, conn.error().message().c_str());
+    ++errors;
+    co_return 0;
+  }
+  BufferedReader reader(*conn);
+  BufferedWriter writer(*conn);
+  std::vector<char> frame(f.size), echo;
+  unsigned long verified = 0;
+  for (unsigned long i = 0; i < f.frames; ++i) {
+    for (std::size_t b = 0; b < frame.size(); ++b) frame[b] = static_cast<char>((i + b * 31 + id) & 0xff);
+    auto sent = co_await write_frame(writer, frame);
+    if (sent) sent = co_await writer.flush();
+    if (!sent) {
+      std::fprintf(stderr, "frame-client: connection %u frame %lu: %s\n", id, i, sent.error().message().c_str());
+      ++errors;
+      co_return verified;
+    }
+    reader.set_deadline(Clock::now() + std::chrono::seconds(f.timeout_s));
+    auto got = co_await read_frame(reader, echo, static_cast<std::uint32_t>(f.size));
+    if (!got || !*got) {
+      std::fprintf(stderr, "frame-client: connection %u frame %lu: %s\n", id, i,
+                   got ? "server closed the connection" : got.error().message().c_str());
+      ++errors;
+      co_return verified;
+    }
+    if (echo != frame) {
+      std::fprintf(stderr, "frame-client: connection %u frame %lu: echo differs from what was sent\n", id, i);
+      ++errors;
+      co_return verified;
+    }
+    ++verified;
+  }
+  co_return verified;
+}
+
+bool number(const char* text, unsigned long max, unsigned long& out) {
+  char* end = nullptr;
+  errno = 0;
+  unsigned long v = std::strtoul(text, &end, 10);
+  if (errno != 0 || end == text || *end != '\0' || text[0] == '-' || v > max) return false;
+  out = v;
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Flags f;
+  for (int i = 1; i < argc; i += 2) {
+    std::string flag = argv[i];
+    const char* value = i + 1 < argc ? argv[i + 1] : nullptr;
+    bool ok = value != nullptr;
+    if (ok && flag == "--target") f.target = value;
+    else if (ok && flag == "--frames") ok = number(value, 100'000'000, f.frames);
+    else if (ok && flag == "--size") ok = number(value, 1ul << 30, f.size);
+    else if (ok && flag == "--conns") ok = number(value, 100'000, f.conns) && f.conns > 0;
+    else if (ok && flag == "--timeout") ok = number(value, 3600, f.timeout_s) && f.timeout_s > 0;
+    else ok = false;
+    if (!ok) {
+      std::fprintf(stderr, "usage: %s [--target ADDR] [--frames N] [--size BYTES] [--conns C] [--timeout SECONDS]\n", argv[0]);
+      return 2;
+    }
+  }
+  auto to = Address::parse(f.target);
+  if (!to) {
+    std::fprintf(stderr, "frame-client: --target: %s\n", to.error().message().c_str());
+    return 2;
+  }
+  Runtime rt({.reactors = 1});
+  unsigned long errors = 0, verified = 0;
+  auto t0 = Clock::now();
+  rt.run([&]() -> task<void> {
+    unsigned long running = f.conns;
+    auto one = [&](unsigned id) -> task<void> {
+      verified += co_await run_connection(*to, f, id, errors);
+      --running;
+    };
+    for (unsigned id = 0; id < f.conns; ++id) spawn(one(id));
+    while (running > 0) co_await sleep_for(std::chrono::milliseconds(1));
+  }());
+  double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  std::printf("frame-client: %lu of %lu frames of %lu bytes verified over %lu connections in %.1f ms, %lu errors\n",
+              verified, f.frames * f.conns, f.size, f.conns, ms, errors);
+  return errors == 0 && verified == f.frames * f.conns ? 0 : 1;
+}

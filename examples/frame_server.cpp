@@ -1,0 +1,42 @@
+// frame-server: echoes length-prefixed frames (4-byte big-endian length, then the payload).
+//   frame-server [--listen 127.0.0.1:7000] [--max-frame BYTES] [--reactors N] [--max-conns N] [--idle-timeout S]
+// Replies are buffered and leave together when the next request is not already here, so pipelined
+// requests get coalesced responses. A frame over --max-frame closes the connection without allocating it.
+#include <cstdio>
+#include <vector>
+
+#include "examples/server_main.hpp"
+#include "net/framing.hpp"
+
+using corio::Clock;
+using corio::task;
+using corio::net::TcpStream;
+
+int main(int argc, char** argv) {
+  return corio::examples::run_server(argc, argv, "frame-server", true, [](const corio::examples::ServerFlags& f) {
+    const Clock::duration idle = f.idle_timeout;
+    const std::uint32_t max_frame = f.max_frame;
+    return [idle, max_frame](TcpStream conn) -> task<void> {
+      corio::net::BufferedReader reader(conn);
+      corio::net::BufferedWriter writer(conn);
+      std::vector<char> payload;
+      for (;;) {
+        if (reader.buffered() == 0) {  // about to wait for the client: send what is ready first
+          auto flushed = co_await writer.flush();
+          if (!flushed) co_return;
+        }
+        reader.set_deadline(idle.count() > 0 ? Clock::now() + idle : Clock::time_point::max());
+        auto got = co_await read_frame(reader, payload, max_frame);
+        if (!got) {
+          if (got.error().code == EMSGSIZE || got.error().code == EPROTO) {
+            std::fprintf(stderr, "frame-server: %s: %s\n", conn.peer().to_string().c_str(), got.error().message().c_str());
+          }
+          co_return;  // closes the connection
+        }
+        if (!*got) co_return;  // the client closed
+        auto sent = co_await write_frame(writer, payload);
+        if (!sent) co_return;
+      }
+    };
+  });
+}
