@@ -14,7 +14,7 @@ int main(int argc, char** argv) {
   return corio::examples::run_server(argc, argv, "echo-server", false, [](const corio::examples::ServerFlags& f) {
     const Clock::duration idle = f.idle_timeout;
     return [idle](TcpStream conn) -> task<void> {
-      std::vector<char> buf(16 * 1024);
+      std::vector<char> buf(std::size_t{16} * 1024);
       for (;;) {
         auto deadline = idle.count() > 0 ? Clock::now() + idle : Clock::time_point::max();
         auto n = co_await conn.read_some(buf).deadline(deadline);

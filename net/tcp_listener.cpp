@@ -22,7 +22,7 @@ Result<TcpListener> TcpListener::bind(const Address& at, ListenOptions options) 
   const std::string where = at.to_string();
   int fd = ::socket(at.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return make_error(errno, "socket for " + where);
-  TcpListener l(fd, at, std::move(options));
+  TcpListener l(fd, at, options);
   int one = 1;
   if (::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) {
     return make_error(errno, "setsockopt SO_REUSEADDR on " + where);

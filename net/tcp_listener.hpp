@@ -34,8 +34,7 @@ class TcpListener {
  public:
   // Binds and listens; errors name the address ("bind 127.0.0.1:7000: Address already in use").
   static Result<TcpListener> bind(const Address& at, ListenOptions options = {});
-  TcpListener(TcpListener&& o) noexcept
-      : fd_(std::exchange(o.fd_, -1)), local_(o.local_), options_(std::move(o.options_)) {}
+  TcpListener(TcpListener&& o) noexcept : fd_(std::exchange(o.fd_, -1)), local_(o.local_), options_(o.options_) {}
   TcpListener& operator=(TcpListener&&) = delete;
   TcpListener(const TcpListener&) = delete;
   ~TcpListener();
@@ -48,8 +47,7 @@ class TcpListener {
   const ListenOptions& options() const noexcept { return options_; }
 
  private:
-  TcpListener(int fd, Address local, ListenOptions options) noexcept
-      : fd_(fd), local_(local), options_(std::move(options)) {}
+  TcpListener(int fd, Address local, ListenOptions options) noexcept : fd_(fd), local_(local), options_(options) {}
   int fd_ = -1;
   Address local_;
   ListenOptions options_;
