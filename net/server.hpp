@@ -1,4 +1,5 @@
-// serve(): the accept loop of a TCP server on the current reactor. Each accepted connection gets a slot
+// serve(): the accept loop of a TCP server on the current reactor, on a multishot accept (AcceptStream)
+// where the kernel has it. Each accepted connection gets a slot
 // from the limiter (or is closed at once: load shedding) and runs `handler(TcpStream)` detached. Running
 // out of descriptors (EMFILE/ENFILE) does not stop the server: it counts, backs off briefly and goes on
 // serving the connections it has. The loop ends when its task is stopped (its ambient stop token), which
@@ -33,8 +34,9 @@ task<void> run_connection(Handler& handler, TcpStream conn, ConnectionLimiter::P
 // `handler` must outlive the loop and every connection it serves.
 template <class Handler>
 task<void> serve(const TcpListener& listener, Handler& handler, ConnectionLimiter& limiter, ServerCounters& counters) {
+  AcceptStream accepts(listener);
   for (;;) {
-    auto conn = co_await listener.accept();
+    auto conn = co_await accepts.next();
     if (!conn) {
       const int code = conn.error().code;
       if (code == ECANCELED) co_return;  // stopped

@@ -3,6 +3,8 @@
 #include <liburing.h>
 #include <unistd.h>
 
+#include "runtime/reactor.hpp"
+
 namespace corio::net {
 
 void AcceptImpl::prepare(io_uring_sqe& sqe) noexcept {
@@ -13,6 +15,67 @@ Result<TcpStream> AcceptImpl::await_resume() {
   if (result() < 0) return make_error(result(), "accept on " + listener->local_address().to_string());
   TcpStream stream(result(), Address::from(reinterpret_cast<const sockaddr*>(&peer), peer_len));
   if (auto r = listener->options().accepted.apply(stream.fd()); !r) {
+    return make_error(r.error().code, "accept from " + stream.peer().to_string() + ": " + r.error().context);
+  }
+  return stream;
+}
+
+AcceptStream::AcceptStream(const TcpListener& l) noexcept
+    : listener_(&l), multishot_(l.options().multishot_accept) {}
+
+AcceptStream::~AcceptStream() {
+  retire();
+  for (int fd : queue_) {
+    if (fd >= 0) ::close(fd);
+  }
+}
+
+void AcceptStream::prepare(io_uring_sqe& sqe) noexcept {
+  if (multishot_) io_uring_prep_multishot_accept(&sqe, listener_->fd(), nullptr, nullptr, SOCK_CLOEXEC);
+  else io_uring_prep_accept(&sqe, listener_->fd(), nullptr, nullptr, SOCK_CLOEXEC);
+}
+
+bool AcceptStream::wait(std::coroutine_handle<> waiter, const std::stop_token* token) {
+  if (token != nullptr && token->stop_requested()) {
+    queue_.push_back(-ECANCELED);
+    return false;
+  }
+  waiter_ = waiter;
+  if (!armed_) {
+    armed_ = true;
+    submit_on_current_reactor();
+  }
+  if (token != nullptr) watch(*token, reactor());
+  return true;
+}
+
+void AcceptStream::complete(int res, std::uint32_t flags) noexcept {
+  if (!(flags & IORING_CQE_F_MORE)) {
+    armed_ = false;
+    settled();
+    if (res == -EINVAL && multishot_) {  // this kernel has no multishot accept: single shots from now on
+      multishot_ = false;
+      if (waiter_) submit_on_current_reactor(), armed_ = true;
+      return;
+    }
+  }
+  queue_.push_back(res);
+  if (waiter_ && unwatch()) std::exchange(waiter_, {}).resume();
+}
+
+void AcceptStream::cancel_on_home() noexcept {
+  if (armed_) reactor().backend().cancel(*this);  // ends with an ECANCELED completion
+}
+
+Result<TcpStream> AcceptStream::take() {
+  int res = queue_.front();
+  queue_.pop_front();
+  if (res < 0) return make_error(res, "accept on " + listener_->local_address().to_string());
+  sockaddr_storage peer{};
+  socklen_t len = sizeof peer;
+  ::getpeername(res, reinterpret_cast<sockaddr*>(&peer), &len);
+  TcpStream stream(res, Address::from(reinterpret_cast<const sockaddr*>(&peer), len));
+  if (auto r = listener_->options().accepted.apply(stream.fd()); !r) {
     return make_error(r.error().code, "accept from " + stream.peer().to_string() + ": " + r.error().context);
   }
   return stream;

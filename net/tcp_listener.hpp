@@ -3,6 +3,8 @@
 //   auto l = TcpListener::bind(*Address::parse("127.0.0.1:0"), {.reuseport = true});
 //   while (true) { auto c = co_await l->accept(); if (c) spawn(serve(std::move(*c))); }
 #pragma once
+#include <deque>
+
 #include "net/address.hpp"
 #include "net/error.hpp"
 #include "net/socket_options.hpp"
@@ -27,7 +29,57 @@ struct AcceptImpl : Operation {
 struct ListenOptions {
   int backlog = 4096;
   bool reuseport = false;
-  SocketOptions accepted;  // applied to every accepted socket
+  bool multishot_accept = true;  // AcceptStream: one armed submission for many connections, where supported
+  SocketOptions accepted;        // applied to every accepted socket
+};
+
+// AcceptStream: accepts connections with one multishot accept (IORING_ACCEPT_MULTISHOT): the kernel keeps
+// accepting and posts a completion per connection, with no submission per accept. When it stops (an error
+// such as EMFILE, or a kernel without multishot accept: then single-shot accepts from there on), the next
+// next() arms it again. Connections accepted while nobody awaits wait in a queue; destroying the stream
+// cancels the accept and closes them.
+//   AcceptStream accepts(listener);
+//   for (;;) { auto c = co_await accepts.next(); if (!c) ...; spawn(serve(std::move(*c))); }
+class AcceptStream final : public Operation {
+ public:
+  explicit AcceptStream(const TcpListener& l) noexcept;
+  ~AcceptStream();
+  AcceptStream(const AcceptStream&) = delete;
+  AcceptStream& operator=(const AcceptStream&) = delete;
+
+  class Next {
+   public:
+    explicit Next(AcceptStream& s) noexcept : s_(&s) {}
+    bool await_ready() const noexcept { return !s_->queue_.empty(); }
+    template <class P>
+    bool await_suspend(std::coroutine_handle<P> waiter) {
+      const std::stop_token* token = nullptr;
+      if constexpr (std::is_base_of_v<detail::PromiseBase, P>) token = &waiter.promise().stop_token;
+      return s_->wait(waiter, token);
+    }
+    Result<TcpStream> await_resume() { return s_->take(); }
+
+   private:
+    AcceptStream* s_;
+  };
+  // The next connection (ECANCELED when the awaiting task is stopped).
+  Next next() noexcept { return Next(*this); }
+  bool multishot() const noexcept { return multishot_; }
+
+ private:
+  void prepare(io_uring_sqe& sqe) noexcept override;
+  bool returns_fd() const noexcept override { return true; }
+  void complete(int res, std::uint32_t flags) noexcept override;
+  void cancel_on_home() noexcept override;
+  void resume_after_cancel() noexcept override { std::exchange(waiter_, {}).resume(); }
+  bool wait(std::coroutine_handle<> waiter, const std::stop_token* token);
+  Result<TcpStream> take();
+
+  const TcpListener* listener_;
+  std::deque<int> queue_;  // accepted descriptors, or -errno
+  std::coroutine_handle<> waiter_;
+  bool armed_ = false;
+  bool multishot_;
 };
 
 class TcpListener {

@@ -14,11 +14,15 @@ bool Operation::start(std::coroutine_handle<> waiter) {
     return false;
   }
   waiter_ = waiter;
+  submit_on_current_reactor();
+  if (token_ != nullptr) watch(*token_, *reactor_);
+  return true;
+}
+
+void Operation::submit_on_current_reactor() {
   reactor_ = Reactor::current();
   reactor_->backend().submit(*this);
   state_ = State::in_flight;
-  if (token_ != nullptr) watch(*token_, *reactor_);
-  return true;
 }
 
 void Operation::complete(int res, std::uint32_t flags) noexcept {

@@ -44,8 +44,9 @@ class Operation : public CancelHook {
   }
   int await_resume() const noexcept { return res_; }
 
-  // Backend side.
-  void complete(int res, std::uint32_t flags) noexcept;
+  // Backend side: a completion for this operation. Multishot operations (one submission, completions until
+  // one arrives without IORING_CQE_F_MORE) override it.
+  virtual void complete(int res, std::uint32_t flags) noexcept;
   bool has_deadline() const noexcept { return deadline_ != Clock::time_point::max(); }
   Clock::time_point deadline() const noexcept { return deadline_; }
   // Storage for the backend's form of the deadline: it must outlive the submission.
@@ -59,6 +60,11 @@ class Operation : public CancelHook {
   // The most derived class (Op<Impl>) calls this first in its destructor, while everything the kernel may
   // still touch is alive.
   void retire() noexcept;
+  // For operations that drive their own completions (multishot): submit on the current reactor and count
+  // as in flight until settled(), so that retire() waits for the kernel.
+  void submit_on_current_reactor();
+  void settled() noexcept { state_ = State::done; }
+  Reactor& reactor() const noexcept { return *reactor_; }
 
   Clock::time_point deadline_ = Clock::time_point::max();
   std::stop_token own_token_;

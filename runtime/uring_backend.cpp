@@ -85,13 +85,16 @@ class UringBackend final : public Backend {
 
   void abandon(Operation& op) noexcept override {
     const auto target = reinterpret_cast<std::uint64_t>(&op);
+    // Drops one of op's completions; true when it was the last (a multishot op has several).
     auto settle = [&](Reaped& r) {
       r.user_data = kIgnored;
-      --in_flight_;
       if (op.returns_fd() && r.res >= 0) ::close(r.res);
+      if (r.flags & IORING_CQE_F_MORE) return false;
+      --in_flight_;
+      return true;
     };
     for (std::size_t i = reaped_pos_; i < reaped_.size(); ++i) {
-      if (reaped_[i].user_data == target) return settle(reaped_[i]);
+      if (reaped_[i].user_data == target && settle(reaped_[i])) return;
     }
     cancel(op);
     for (;;) {
@@ -102,16 +105,13 @@ class UringBackend final : public Backend {
         std::abort();  // returning would let the kernel write into freed memory
       }
       io_uring_cqe* cqe;
-      bool found = false;
+      bool last = false;
       while (io_uring_peek_cqe(&ring_, &cqe) == 0) {
         reaped_.push_back({cqe->user_data, cqe->res, cqe->flags});
         io_uring_cqe_seen(&ring_, cqe);
-        if (reaped_.back().user_data == target) {
-          settle(reaped_.back());
-          found = true;
-        }
+        if (reaped_.back().user_data == target) last = settle(reaped_.back()) || last;
       }
-      if (found) return;
+      if (last) return;
     }
   }
 
@@ -223,7 +223,7 @@ class UringBackend final : public Backend {
 
   void complete(std::uint64_t user_data, int res, std::uint32_t flags) {
     if (user_data > kEventfd) {
-      --in_flight_;
+      if (!(flags & IORING_CQE_F_MORE)) --in_flight_;  // a multishot operation goes on
       // user_data is the Operation's address, set in submit(): the one way io_uring hands it back.
       reinterpret_cast<Operation*>(user_data)->complete(res, flags);  // NOLINT(performance-no-int-to-ptr)
     } else if (user_data == kEventfd) {

@@ -18,8 +18,9 @@ def start(*flags):
     return start_server(server_bin, *flags)
 
 
-def echo(sock, data):
-    """Sends data while reading the echo on another thread; returns what came back."""
+def echo(sock, data, after_send=None):
+    """Sends data while reading the echo on another thread, calls after_send() once all is sent, and
+    returns what came back."""
     got = bytearray()
 
     def reader():
@@ -32,6 +33,8 @@ def echo(sock, data):
     t = threading.Thread(target=reader)
     t.start()
     sock.sendall(data)
+    if after_send:
+        after_send()
     t.join(timeout=10)
     return bytes(got)
 
@@ -68,12 +71,18 @@ waited = time.monotonic() - t0
 check(0.8 < waited < 4, f"after the idle timeout (closed after {waited:.2f} s)")
 silent.close()
 
-# SIGTERM with a connection open: the bytes already echoed are all delivered, then the server exits.
+# SIGTERM while a request is in flight: the server stops accepting but finishes echoing what it was sent.
 busy = socket.create_connection(("127.0.0.1", port), timeout=5)
-payload = b"z" * 200_000
-got = echo(busy, payload)
-p.send_signal(signal.SIGTERM)
-check(got == payload, "data echoed before shutdown arrives in full")
+payload = b"z" * 2_000_000
+got = echo(busy, payload, after_send=lambda: p.send_signal(signal.SIGTERM))
+check(got == payload, "data sent before SIGTERM is echoed in full while draining")
+try:
+    late = socket.create_connection(("127.0.0.1", port), timeout=2)
+    late.settimeout(2)
+    refused = late.recv(1) == b""
+except OSError:
+    refused = True
+check(refused, "no new connection is served after SIGTERM")
 busy.close()
 rc = wait(p)
 check(rc == 0, f"graceful shutdown with a connection open exits 0 (got {rc})")

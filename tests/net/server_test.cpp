@@ -39,7 +39,6 @@ task<bool> ping(const Address& to) {
 }
 
 TEST(Serve, ShedsConnectionsOverTheLimitAndCountsThem) {
-  Runtime rt({.reactors = 1});
   auto l = TcpListener::bind(Address::loopback_v4(0));
   ASSERT_TRUE(l);
   ConnectionLimiter limiter(1);
@@ -50,6 +49,7 @@ TEST(Serve, ShedsConnectionsOverTheLimitAndCountsThem) {
       (void)co_await c.read_some(b);  // until the client closes
     }
   } hold;
+  Runtime rt({.reactors = 1});  // declared last: its reactors stop before what their tasks use goes
   auto [held_open, second_closed] = rt.run([&]() -> task<std::pair<bool, bool>> {
     std::stop_source stop;
     spawn(with_stop_token(stop.get_token(), serve(*l, hold, limiter, counters)));
@@ -70,12 +70,12 @@ TEST(Serve, ShedsConnectionsOverTheLimitAndCountsThem) {
 }
 
 TEST(Serve, OutOfDescriptorsIsCountedAndTheServerRecovers) {
-  Runtime rt({.reactors = 1});
   auto l = TcpListener::bind(Address::loopback_v4(0));
   ASSERT_TRUE(l);
   ConnectionLimiter limiter(0);
   ServerCounters counters;
   EchoOnce echo;
+  Runtime rt({.reactors = 1});
   rlimit saved{};
   ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
   auto [counted, served] = rt.run([&]() -> task<std::pair<bool, bool>> {

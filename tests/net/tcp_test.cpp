@@ -64,9 +64,9 @@ task<Result<std::vector<char>>> round_trip(const TcpStream& s, const std::vector
 }
 
 TEST(Tcp, EchoesEverySizeFromOneByteToOneMebibyte) {
-  Runtime rt({.reactors = 1});
   auto listener = TcpListener::bind(loopback_any_port());
   ASSERT_TRUE(listener) << listener.error().message();
+  Runtime rt({.reactors = 1});
   rt.run([&]() -> task<void> {
     spawn(echo_server(*listener));
     auto conn = co_await TcpStream::connect(listener->local_address(), 2s);
@@ -84,13 +84,13 @@ TEST(Tcp, EchoesEverySizeFromOneByteToOneMebibyte) {
 }
 
 TEST(Tcp, ThousandConcurrentConnectionsOverReuseportListeners) {
-  Runtime rt({.reactors = 2});
   constexpr int kConns = 1000;
   // One listener per reactor on the same port: the kernel spreads connections between them.
   auto first = TcpListener::bind(loopback_any_port(), {.reuseport = true});
   ASSERT_TRUE(first) << first.error().message();
   auto second = TcpListener::bind(first->local_address(), {.reuseport = true});
   ASSERT_TRUE(second) << second.error().message();
+  Runtime rt({.reactors = 2});
   int ok = rt.run([&]() -> task<int> {
     spawn(echo_server(*first));
     co_await submit_to(1, [&] { spawn(echo_server(*second)); });
@@ -112,9 +112,9 @@ TEST(Tcp, ThousandConcurrentConnectionsOverReuseportListeners) {
 }
 
 TEST(Tcp, HalfCloseLetsThePeerFinishItsReply) {
-  Runtime rt({.reactors = 1});
   auto listener = TcpListener::bind(loopback_any_port());
   ASSERT_TRUE(listener);
+  Runtime rt({.reactors = 1});
   auto reply = rt.run([&]() -> task<std::string> {
     auto server = [&]() -> task<void> {
       auto c = co_await listener->accept();
@@ -148,9 +148,9 @@ TEST(Tcp, HalfCloseLetsThePeerFinishItsReply) {
 }
 
 TEST(Tcp, PeerResetMidWriteIsAValue) {
-  Runtime rt({.reactors = 1});
   auto listener = TcpListener::bind(loopback_any_port());
   ASSERT_TRUE(listener);
+  Runtime rt({.reactors = 1});
   auto err = rt.run([&]() -> task<Error> {
     auto server = [&]() -> task<void> {
       auto c = co_await listener->accept();
@@ -189,9 +189,9 @@ TEST(Tcp, ConnectRefusedNamesTheAddress) {
 TEST(Tcp, ConnectDeadline) {
   // A listener that never accepts and has a one-slot backlog: once its queue is full the kernel drops
   // further SYNs, so a connect can only end by its deadline.
-  Runtime rt({.reactors = 1});
   auto listener = TcpListener::bind(loopback_any_port(), {.backlog = 1});
   ASSERT_TRUE(listener);
+  Runtime rt({.reactors = 1});
   auto [timed_out, waited] = rt.run([&]() -> task<std::pair<int, Clock::duration>> {
     std::vector<TcpStream> held;
     for (int i = 0; i < 10; ++i) {
@@ -208,9 +208,9 @@ TEST(Tcp, ConnectDeadline) {
 }
 
 TEST(Tcp, ReadDeadlineOnASilentPeer) {
-  Runtime rt({.reactors = 1});
   auto listener = TcpListener::bind(loopback_any_port());
   ASSERT_TRUE(listener);
+  Runtime rt({.reactors = 1});
   auto r = rt.run([&]() -> task<Result<std::size_t>> {
     auto c = co_await TcpStream::connect(listener->local_address());
     if (!c) co_return c.error();
