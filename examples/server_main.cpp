@@ -90,9 +90,13 @@ int run_server(int argc, char** argv, const char* name, bool with_frames,
   }
 
   try {
+    // Declared before the runtime: the reactors' tasks use them until the runtime is gone.
+    std::vector<std::unique_ptr<net::TcpListener>> listeners;
+    Handler handler = make_handler(*flags);
+    net::ConnectionLimiter limiter(flags->max_conns);
+    net::ServerCounters counters;
     Runtime rt({.reactors = flags->reactors});
     // One listener per reactor on one port; the first fixes the port when 0 was asked for.
-    std::vector<std::unique_ptr<net::TcpListener>> listeners;
     net::Address at = *addr;
     for (unsigned i = 0; i < rt.size(); ++i) {
       auto l = net::TcpListener::bind(at, {.reuseport = true});
@@ -106,9 +110,6 @@ int run_server(int argc, char** argv, const char* name, bool with_frames,
     std::printf("listening on %s\n", at.to_string().c_str());
     std::fflush(stdout);
 
-    Handler handler = make_handler(*flags);
-    net::ConnectionLimiter limiter(flags->max_conns);
-    net::ServerCounters counters;
     int signo = rt.run([&]() -> task<int> {
       std::stop_source stop_accepting;
       for (unsigned i = 0; i < rt.size(); ++i) {
