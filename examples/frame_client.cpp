@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "examples/flags.hpp"
 #include "net/framing.hpp"
 #include "runtime/runtime.hpp"
 #include "runtime/time.hpp"
@@ -63,15 +64,6 @@ task<unsigned long> run_connection(const Address& to, const Flags& f, unsigned i
   co_return verified;
 }
 
-bool number(const char* text, unsigned long max, unsigned long& out) {
-  char* end = nullptr;
-  errno = 0;
-  unsigned long v = std::strtoul(text, &end, 10);
-  if (errno != 0 || end == text || *end != '\0' || text[0] == '-' || v > max) return false;
-  out = v;
-  return true;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -81,10 +73,10 @@ int main(int argc, char** argv) {
     const char* value = i + 1 < argc ? argv[i + 1] : nullptr;
     bool ok = value != nullptr;
     if (ok && flag == "--target") f.target = value;
-    else if (ok && flag == "--frames") ok = number(value, 100'000'000, f.frames);
-    else if (ok && flag == "--size") ok = number(value, 1ul << 30, f.size);
-    else if (ok && flag == "--conns") ok = number(value, 100'000, f.conns) && f.conns > 0;
-    else if (ok && flag == "--timeout") ok = number(value, 3600, f.timeout_s) && f.timeout_s > 0;
+    else if (ok && flag == "--frames") ok = examples::parse_number(value, 100'000'000, f.frames);
+    else if (ok && flag == "--size") ok = examples::parse_number(value, 1ul << 30, f.size);
+    else if (ok && flag == "--conns") ok = examples::parse_number(value, 100'000, f.conns) && f.conns > 0;
+    else if (ok && flag == "--timeout") ok = examples::parse_number(value, 3600, f.timeout_s) && f.timeout_s > 0;
     else ok = false;
     if (!ok) {
       std::fprintf(stderr, "usage: %s [--target ADDR] [--frames N] [--size BYTES] [--conns C] [--timeout SECONDS]\n", argv[0]);

@@ -1,5 +1,7 @@
 #include "examples/server_main.hpp"
 
+#include "examples/flags.hpp"
+
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -18,15 +20,6 @@
 namespace corio::examples {
 
 namespace {
-
-bool parse_number(const char* text, unsigned long max, unsigned long& out) {
-  char* end = nullptr;
-  errno = 0;
-  unsigned long v = std::strtoul(text, &end, 10);
-  if (errno != 0 || end == text || *end != '\0' || v > max || text[0] == '-') return false;
-  out = v;
-  return true;
-}
 
 std::optional<ServerFlags> parse_flags(int argc, char** argv, const char* name, bool with_frames) {
   ServerFlags f;

@@ -1,12 +1,12 @@
 // AcceptStream: many connections from one armed multishot accept, the single-shot fallback, queued
 // connections closed on destruction, and cancellation of a waiting next().
-#include <dirent.h>
 #include <gtest/gtest.h>
 
 #include <vector>
 
 #include "net/tcp_listener.hpp"
 #include "runtime/runtime.hpp"
+#include "tests/fd_count.hpp"
 #include "runtime/time.hpp"
 
 namespace corio::net {
@@ -14,14 +14,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::size_t open_fds() {
-  std::size_t n = 0;
-  if (DIR* d = ::opendir("/proc/self/fd")) {
-    while (::readdir(d) != nullptr) ++n;
-    ::closedir(d);
-  }
-  return n;
-}
+using testing::open_fds;
 
 struct Observed {
   int accepted = 0;

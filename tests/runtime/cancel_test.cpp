@@ -7,11 +7,11 @@
 
 #include <atomic>
 #include <cerrno>
-#include <dirent.h>
 #include <thread>
 
 #include "runtime/nop.hpp"
 #include "runtime/runtime.hpp"
+#include "tests/fd_count.hpp"
 #include "runtime/time.hpp"
 #include "tests/runtime/pipe_ops.hpp"
 
@@ -206,14 +206,7 @@ struct PendingConnection {
   }
 };
 
-std::size_t open_fds() {
-  std::size_t n = 0;
-  if (DIR* d = ::opendir("/proc/self/fd")) {
-    while (::readdir(d) != nullptr) ++n;
-    ::closedir(d);
-  }
-  return n;
-}
+using testing::open_fds;
 
 TEST(Cancel, AcceptThatCompletesAfterItsCancelClosesTheDescriptor) {
   Runtime rt({.reactors = 1});
