@@ -1,15 +1,29 @@
 #include "net/tcp_listener.hpp"
 
 #include <liburing.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 #include "runtime/reactor.hpp"
 
 namespace corio::net {
 
-void AcceptImpl::prepare(io_uring_sqe& sqe) noexcept {
-  io_uring_prep_accept(&sqe, listener->fd(), reinterpret_cast<sockaddr*>(&peer), &peer_len, SOCK_CLOEXEC);
+namespace {
+constexpr int kAcceptFlags = SOCK_CLOEXEC | SOCK_NONBLOCK;  // non-blocking: the epoll path needs it
+
+int accept_now(int listener, sockaddr_storage* peer, socklen_t* len) noexcept {
+  int fd = ::accept4(listener, reinterpret_cast<sockaddr*>(peer), len, kAcceptFlags);
+  return fd >= 0 ? fd : -errno;
 }
+}  // namespace
+
+void AcceptImpl::prepare(io_uring_sqe& sqe) noexcept {
+  io_uring_prep_accept(&sqe, listener->fd(), reinterpret_cast<sockaddr*>(&peer), &peer_len, kAcceptFlags);
+}
+
+int AcceptImpl::perform() noexcept { return accept_now(listener->fd(), &peer, &peer_len); }
+
+Readiness AcceptImpl::readiness() const noexcept { return {listener->fd(), EPOLLIN}; }
 
 Result<TcpStream> AcceptImpl::await_resume() {
   if (result() < 0) return make_error(result(), "accept on " + listener->local_address().to_string());
@@ -31,9 +45,13 @@ AcceptStream::~AcceptStream() {
 }
 
 void AcceptStream::prepare(io_uring_sqe& sqe) noexcept {
-  if (multishot_) io_uring_prep_multishot_accept(&sqe, listener_->fd(), nullptr, nullptr, SOCK_CLOEXEC);
-  else io_uring_prep_accept(&sqe, listener_->fd(), nullptr, nullptr, SOCK_CLOEXEC);
+  if (multishot_) io_uring_prep_multishot_accept(&sqe, listener_->fd(), nullptr, nullptr, kAcceptFlags);
+  else io_uring_prep_accept(&sqe, listener_->fd(), nullptr, nullptr, kAcceptFlags);
 }
+
+int AcceptStream::perform() noexcept { return accept_now(listener_->fd(), nullptr, nullptr); }
+
+Readiness AcceptStream::readiness() const noexcept { return {listener_->fd(), EPOLLIN}; }
 
 bool AcceptStream::wait(std::coroutine_handle<> waiter, const std::stop_token* token) {
   if (token != nullptr && token->stop_requested()) {
@@ -53,6 +71,7 @@ void AcceptStream::complete(int res, std::uint32_t flags) noexcept {
   if (!(flags & IORING_CQE_F_MORE)) {
     armed_ = false;
     settled();
+    if (res >= 0) multishot_ = false;  // one connection per submission: this backend has no multishot
     if (res == -EINVAL && multishot_) {  // this kernel has no multishot accept: single shots from now on
       multishot_ = false;
       if (waiter_) submit_on_current_reactor(), armed_ = true;
@@ -83,7 +102,7 @@ Result<TcpStream> AcceptStream::take() {
 
 Result<TcpListener> TcpListener::bind(const Address& at, ListenOptions options) {
   const std::string where = at.to_string();
-  int fd = ::socket(at.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int fd = ::socket(at.family(), SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return make_error(errno, "socket for " + where);
   TcpListener l(fd, at, options);
   int one = 1;

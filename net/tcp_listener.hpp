@@ -18,6 +18,8 @@ class TcpListener;
 struct AcceptImpl : Operation {
   explicit AcceptImpl(const TcpListener& l) noexcept : listener(&l) {}
   void prepare(io_uring_sqe& sqe) noexcept override;
+  int perform() noexcept override;
+  Readiness readiness() const noexcept override;
   bool returns_fd() const noexcept override { return true; }
   // The accepted stream, with the listener's SocketOptions applied; EMFILE/ENFILE and the rest as Errors.
   Result<TcpStream> await_resume();
@@ -36,7 +38,8 @@ struct ListenOptions {
 // AcceptStream: accepts connections with one multishot accept (IORING_ACCEPT_MULTISHOT): the kernel keeps
 // accepting and posts a completion per connection, with no submission per accept. When it stops (an error
 // such as EMFILE, or a kernel without multishot accept: then single-shot accepts from there on), the next
-// next() arms it again. Connections accepted while nobody awaits wait in a queue; destroying the stream
+// next() arms it again. A backend without multishot (epoll) accepts one connection per next(): the same
+// behaviour, observable only as multishot() == false. Connections accepted while nobody awaits wait in a queue; destroying the stream
 // cancels the accept and closes them.
 //   AcceptStream accepts(listener);
 //   for (;;) { auto c = co_await accepts.next(); if (!c) ...; spawn(serve(std::move(*c))); }
@@ -68,6 +71,8 @@ class AcceptStream final : public Operation {
 
  private:
   void prepare(io_uring_sqe& sqe) noexcept override;
+  int perform() noexcept override;
+  Readiness readiness() const noexcept override;
   bool returns_fd() const noexcept override { return true; }
   void complete(int res, std::uint32_t flags) noexcept override;
   void cancel_on_home() noexcept override;

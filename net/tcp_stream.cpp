@@ -1,6 +1,7 @@
 #include "net/tcp_stream.hpp"
 
 #include <liburing.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -11,8 +12,22 @@ namespace {
 struct ConnectImpl : Operation {
   ConnectImpl(int fd, const Address& to) noexcept : fd(fd), to(to) {}
   void prepare(io_uring_sqe& sqe) noexcept override { io_uring_prep_connect(&sqe, fd, to.sockaddr_ptr(), to.length()); }
+  // Readiness path: start a non-blocking connect, then wait for writability and read its outcome.
+  int perform() noexcept override {
+    if (!started) {
+      started = true;
+      if (::connect(fd, to.sockaddr_ptr(), to.length()) == 0) return 0;
+      return errno == EINPROGRESS ? -EAGAIN : -errno;
+    }
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return -errno;
+    return err == 0 ? 0 : -err;
+  }
+  Readiness readiness() const noexcept override { return {fd, EPOLLOUT}; }
   int fd;
   Address to;  // read by the kernel: lives as long as the operation
+  bool started = false;
 };
 
 }  // namespace
@@ -20,6 +35,13 @@ struct ConnectImpl : Operation {
 void RecvImpl::prepare(io_uring_sqe& sqe) noexcept {
   io_uring_prep_recv(&sqe, stream->fd(), buf.data(), buf.size(), 0);
 }
+
+int RecvImpl::perform() noexcept {
+  ssize_t n = ::recv(stream->fd(), buf.data(), buf.size(), MSG_DONTWAIT);
+  return n >= 0 ? static_cast<int>(n) : -errno;
+}
+
+Readiness RecvImpl::readiness() const noexcept { return {stream->fd(), EPOLLIN}; }
 
 Result<std::size_t> RecvImpl::await_resume() const {
   if (result() < 0) return make_error(result(), "read from " + stream->peer().to_string());
@@ -29,6 +51,13 @@ Result<std::size_t> RecvImpl::await_resume() const {
 void SendImpl::prepare(io_uring_sqe& sqe) noexcept {
   io_uring_prep_send(&sqe, stream->fd(), buf.data(), buf.size(), MSG_NOSIGNAL);
 }
+
+int SendImpl::perform() noexcept {
+  ssize_t n = ::send(stream->fd(), buf.data(), buf.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  return n >= 0 ? static_cast<int>(n) : -errno;
+}
+
+Readiness SendImpl::readiness() const noexcept { return {stream->fd(), EPOLLOUT}; }
 
 Result<std::size_t> SendImpl::await_resume() const {
   if (result() < 0) return make_error(result(), "write to " + stream->peer().to_string());
@@ -46,7 +75,7 @@ TcpStream& TcpStream::operator=(TcpStream&& o) noexcept {
 
 task<Result<TcpStream>> TcpStream::connect(Address to, std::optional<Clock::duration> timeout, SocketOptions options) {
   const std::string what = "connect " + to.to_string();
-  int fd = ::socket(to.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int fd = ::socket(to.family(), SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) co_return make_error(errno, what + ": socket");
   TcpStream stream(fd, to);
   if (auto r = options.apply(fd); !r) co_return make_error(r.error().code, what + ": " + r.error().context);

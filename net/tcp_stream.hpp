@@ -23,6 +23,8 @@ class TcpStream;
 struct RecvImpl : Operation {
   RecvImpl(const TcpStream& s, std::span<char> buf) noexcept : stream(&s), buf(buf) {}
   void prepare(io_uring_sqe& sqe) noexcept override;
+  int perform() noexcept override;
+  Readiness readiness() const noexcept override;
   Result<std::size_t> await_resume() const;
   const TcpStream* stream;
   std::span<char> buf;
@@ -31,6 +33,8 @@ struct RecvImpl : Operation {
 struct SendImpl : Operation {
   SendImpl(const TcpStream& s, std::span<const char> buf) noexcept : stream(&s), buf(buf) {}
   void prepare(io_uring_sqe& sqe) noexcept override;
+  int perform() noexcept override;
+  Readiness readiness() const noexcept override;
   Result<std::size_t> await_resume() const;
   const TcpStream* stream;
   std::span<const char> buf;

@@ -7,6 +7,7 @@ namespace corio {
 
 struct NopImpl : Operation {
   void prepare(io_uring_sqe& sqe) noexcept override;
+  int perform() noexcept override { return 0; }
 };
 
 inline Op<NopImpl> nop() { return {}; }

@@ -4,6 +4,7 @@
 //   struct FsyncImpl : Operation {
 //     explicit FsyncImpl(int fd) : fd(fd) {}
 //     void prepare(io_uring_sqe& s) noexcept override { io_uring_prep_fsync(&s, fd, 0); }
+//     int perform() noexcept override { return ::fsync(fd) == 0 ? 0 : -errno; }   // the epoll backend's way
 //     int fd;
 //   };
 //   int res = co_await Op<FsyncImpl>(fd);
@@ -26,10 +27,20 @@ struct io_uring_sqe;
 
 namespace corio {
 
+// On a readiness backend (epoll) an operation waits for these events on this descriptor, then retries.
+struct Readiness {
+  int fd = -1;
+  std::uint32_t events = 0;  // EPOLLIN and/or EPOLLOUT
+};
+
 class Operation : public CancelHook {
  public:
   // How the operation is issued on io_uring. The backend sets user_data; do not.
   virtual void prepare(io_uring_sqe& sqe) noexcept = 0;
+  // How it runs on a readiness backend: try it without blocking; the result (>= 0 or -errno), or -EAGAIN
+  // to wait until readiness() is reported and try again.
+  virtual int perform() noexcept = 0;
+  virtual Readiness readiness() const noexcept { return {}; }
   // True for operations whose result is a new file descriptor (accept, socket, open): if such an operation
   // is cancelled or abandoned and completes anyway, the runtime closes the descriptor.
   virtual bool returns_fd() const noexcept { return false; }

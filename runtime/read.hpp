@@ -10,6 +10,8 @@ namespace corio {
 struct ReadImpl : Operation {
   ReadImpl(int fd, std::span<char> buf) noexcept : fd(fd), buf(buf) {}
   void prepare(io_uring_sqe& sqe) noexcept override;
+  int perform() noexcept override;
+  Readiness readiness() const noexcept override;
   int fd;
   std::span<char> buf;
 };

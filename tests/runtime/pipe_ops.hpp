@@ -2,10 +2,12 @@
 // abandonment need), and a raw accept, which shows that a new opcode is a few lines on corio::Operation.
 #pragma once
 #include <liburing.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <array>
+#include <cerrno>
 #include <stdexcept>
 
 #include "runtime/operation.hpp"
@@ -18,6 +20,11 @@ inline Op<ReadImpl> read(int fd, char* buf, unsigned len) { return corio::read(f
 struct AcceptImpl : Operation {
   explicit AcceptImpl(int fd) : fd(fd) {}
   void prepare(io_uring_sqe& sqe) noexcept override { io_uring_prep_accept(&sqe, fd, nullptr, nullptr, SOCK_CLOEXEC); }
+  int perform() noexcept override {
+    int c = ::accept4(fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    return c >= 0 ? c : -errno;
+  }
+  Readiness readiness() const noexcept override { return {fd, EPOLLIN}; }
   bool returns_fd() const noexcept override { return true; }
   int fd;
 };
