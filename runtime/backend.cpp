@@ -1,8 +1,45 @@
-// Backend selection. io_uring is the only backend so far; a failure to set it up is reported as is.
+// Backend selection: an explicit choice, else CORIO_BACKEND, else io_uring when the kernel allows it and
+// epoll otherwise, with one notice on stderr giving io_uring_setup's error.
 #include "runtime/backend.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <stdexcept>
+#include <system_error>
 
 namespace corio {
 
-std::unique_ptr<Backend> make_backend(const BackendOptions& options) { return make_uring_backend(options); }
+std::optional<BackendOptions::Kind> parse_backend_kind(std::string_view name) {
+  if (name == "uring" || name == "io_uring") return BackendOptions::Kind::uring;
+  if (name == "epoll") return BackendOptions::Kind::epoll;
+  return std::nullopt;
+}
+
+std::unique_ptr<Backend> make_backend(const BackendOptions& options) {
+  BackendOptions::Kind kind = options.kind;
+  if (kind == BackendOptions::Kind::automatic) {
+    if (const char* env = std::getenv("CORIO_BACKEND"); env != nullptr && *env != '\0') {
+      auto parsed = parse_backend_kind(env);
+      if (!parsed) throw std::invalid_argument(std::string("CORIO_BACKEND=") + env + ": expected uring or epoll");
+      kind = *parsed;
+    }
+  }
+  switch (kind) {
+    case BackendOptions::Kind::uring:
+      return make_uring_backend(options);
+    case BackendOptions::Kind::epoll:
+      return make_epoll_backend(options);
+    case BackendOptions::Kind::automatic:
+      break;
+  }
+  try {
+    return make_uring_backend(options);
+  } catch (const std::system_error& e) {
+    static std::once_flag noticed;
+    std::call_once(noticed, [&] { std::fprintf(stderr, "corio: io_uring unavailable (%s); using epoll\n", e.what()); });
+    return make_epoll_backend(options);
+  }
+}
 
 }  // namespace corio

@@ -6,13 +6,17 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace corio {
 
 class Operation;
 
-// Every io_uring feature corio can use is named here, so it can be switched off to compare.
+// Which backend, and every io_uring feature corio can use, named so that each can be switched off.
 struct BackendOptions {
+  // automatic: CORIO_BACKEND=uring|epoll if set, else io_uring, else epoll with a notice saying why.
+  enum class Kind { automatic, uring, epoll };
+  Kind kind = Kind::automatic;
   unsigned ring_entries = 256;
   bool single_issuer = true;   // IORING_SETUP_SINGLE_ISSUER
   bool defer_taskrun = true;   // IORING_SETUP_DEFER_TASKRUN (needs single_issuer)
@@ -53,5 +57,9 @@ std::unique_ptr<Backend> make_backend(const BackendOptions& options);
 
 // The backends make_backend() chooses from, one file each.
 std::unique_ptr<Backend> make_uring_backend(const BackendOptions& options);  // uring_backend.cpp
+std::unique_ptr<Backend> make_epoll_backend(const BackendOptions& options);  // epoll_backend.cpp
+
+// Parses "uring" / "epoll" (the --backend flags and CORIO_BACKEND); nullopt for anything else.
+std::optional<BackendOptions::Kind> parse_backend_kind(std::string_view name);
 
 }  // namespace corio

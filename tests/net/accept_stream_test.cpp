@@ -41,10 +41,13 @@ task<Observed> accept_burst(const TcpListener& l) {
   co_return o;
 }
 
+constexpr BackendOptions kUring{.kind = BackendOptions::Kind::uring};
+
+// io_uring only: on epoll every AcceptStream is single-shot (SingleShotFallbackServesTheSame covers it).
 TEST(AcceptStream, OneArmedMultishotAcceptServesABurst) {
   auto l = TcpListener::bind(Address::loopback_v4(0));
   ASSERT_TRUE(l);
-  Runtime rt({.reactors = 1});
+  Runtime rt({.reactors = 1, .backend = kUring});
   Observed o = rt.run(accept_burst(*l));
   EXPECT_EQ(o.accepted, 21);
   EXPECT_TRUE(o.multishot);
@@ -61,10 +64,11 @@ TEST(AcceptStream, SingleShotFallbackServesTheSame) {
   EXPECT_EQ(o.in_flight_while_idle, 0u);  // re-armed only by next()
 }
 
+// io_uring only: only a multishot accept takes connections nobody has asked for yet.
 TEST(AcceptStream, DestroyingItClosesQueuedConnections) {
   auto l = TcpListener::bind(Address::loopback_v4(0));
   ASSERT_TRUE(l);
-  Runtime rt({.reactors = 1});
+  Runtime rt({.reactors = 1, .backend = kUring});
   std::size_t before = open_fds();
   auto [eofs, after] = rt.run([&]() -> task<std::pair<int, std::size_t>> {
     std::vector<TcpStream> clients;

@@ -103,8 +103,11 @@ TEST(Operation, PastDeadlineStillRunsOnceAndTimesOut) {
   EXPECT_EQ(res, -ETIMEDOUT);
 }
 
+constexpr auto kUring = BackendOptions::Kind::uring;
+constexpr auto kEpoll = BackendOptions::Kind::epoll;
+
 TEST(Backend, TakesTheBestSetupFlagsTheKernelAccepts) {
-  Runtime rt({.reactors = 1});
+  Runtime rt({.reactors = 1, .backend = {.kind = kUring}});
   std::string chosen = rt.run([]() -> task<std::string> { co_return Reactor::current()->backend().describe(); }());
   std::printf("backend: %s\n", chosen.c_str());
   EXPECT_NE(chosen.find("io_uring"), std::string::npos);
@@ -114,7 +117,8 @@ TEST(Backend, TakesTheBestSetupFlagsTheKernelAccepts) {
 
 TEST(Backend, EveryFeatureCanBeSwitchedOff) {
   Runtime rt({.reactors = 2,
-              .backend = {.single_issuer = false, .defer_taskrun = false, .coop_taskrun = false, .msg_ring = false,
+              .backend = {.kind = kUring,
+                          .single_issuer = false, .defer_taskrun = false, .coop_taskrun = false, .msg_ring = false,
                           .register_ring_fd = false}});
   std::string chosen = rt.run([]() -> task<std::string> { co_return Reactor::current()->backend().describe(); }());
   EXPECT_EQ(chosen, "io_uring: no setup flags; wake=eventfd");
@@ -123,6 +127,15 @@ TEST(Backend, EveryFeatureCanBeSwitchedOff) {
     co_return co_await submit_to(1, [] { return 5; });
   }());
   EXPECT_EQ(v, 5);
+}
+
+TEST(Backend, ChosenByOptionOrEnvironment) {
+  Runtime epoll({.reactors = 1, .backend = {.kind = kEpoll}});
+  std::string chosen = epoll.run([]() -> task<std::string> { co_return Reactor::current()->backend().describe(); }());
+  EXPECT_EQ(chosen.rfind("epoll", 0), 0u) << chosen;
+  EXPECT_EQ(parse_backend_kind("uring"), kUring);
+  EXPECT_EQ(parse_backend_kind("epoll"), kEpoll);
+  EXPECT_FALSE(parse_backend_kind("kqueue").has_value());
 }
 
 }  // namespace
