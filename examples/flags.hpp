@@ -1,7 +1,9 @@
-// Command-line numbers for the example programs: the whole text must be a number within range.
+// Command-line values for the example programs: numbers (the whole text, within range) and --backend.
 #pragma once
 #include <cerrno>
 #include <cstdlib>
+
+#include "runtime/backend.hpp"
 
 namespace corio::examples {
 
@@ -12,6 +14,12 @@ inline bool parse_number(const char* text, unsigned long max, unsigned long& out
   if (errno != 0 || end == text || *end != '\0' || text[0] == '-' || v > max) return false;
   out = v;
   return true;
+}
+
+inline bool parse_backend(const char* text, BackendOptions::Kind& out) {
+  auto kind = parse_backend_kind(text);
+  if (kind) out = *kind;
+  return kind.has_value();
 }
 
 }  // namespace corio::examples

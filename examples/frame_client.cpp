@@ -23,6 +23,7 @@ struct Flags {
   unsigned long size = 64;
   unsigned long conns = 1;
   unsigned long timeout_s = 10;
+  BackendOptions::Kind backend = BackendOptions::Kind::automatic;
 };
 
 // One connection: send each frame, read its echo, compare. Returns the number of verified frames.
@@ -73,13 +74,14 @@ int main(int argc, char** argv) {
     const char* value = i + 1 < argc ? argv[i + 1] : nullptr;
     bool ok = value != nullptr;
     if (ok && flag == "--target") f.target = value;
+    else if (ok && flag == "--backend") ok = examples::parse_backend(value, f.backend);
     else if (ok && flag == "--frames") ok = examples::parse_number(value, 100'000'000, f.frames);
     else if (ok && flag == "--size") ok = examples::parse_number(value, 1ul << 30, f.size);
     else if (ok && flag == "--conns") ok = examples::parse_number(value, 100'000, f.conns) && f.conns > 0;
     else if (ok && flag == "--timeout") ok = examples::parse_number(value, 3600, f.timeout_s) && f.timeout_s > 0;
     else ok = false;
     if (!ok) {
-      std::fprintf(stderr, "usage: %s [--target ADDR] [--frames N] [--size BYTES] [--conns C] [--timeout SECONDS]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--target ADDR] [--frames N] [--size BYTES] [--conns C] [--timeout SECONDS] [--backend uring|epoll]\n", argv[0]);
       return 2;
     }
   }
@@ -88,7 +90,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "frame-client: --target: %s\n", to.error().message().c_str());
     return 2;
   }
-  Runtime rt({.reactors = 1});
+  Runtime rt({.reactors = 1, .backend = {.kind = f.backend}});
   unsigned long errors = 0, verified = 0;
   auto t0 = Clock::now();
   rt.run([&]() -> task<void> {

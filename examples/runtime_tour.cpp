@@ -1,6 +1,6 @@
 // runtime-tour: starts one pinned reactor per CPU, says what the kernel gave each, and measures the
 // runtime's basic costs on this machine: kernel round trips, cross-reactor calls, timers, blocking jobs.
-//   runtime-tour [--reactors N] [--seconds S]
+//   runtime-tour [--reactors N] [--seconds S] [--backend uring|epoll]
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -103,13 +103,16 @@ task<std::vector<Row>> tour(corio::Runtime& rt, Clock::duration budget) {
 int main(int argc, char** argv) {
   unsigned reactors = 0;
   double seconds = 1.0;
+  corio::BackendOptions::Kind backend = corio::BackendOptions::Kind::automatic;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--reactors") == 0 && i + 1 < argc) {
       reactors = static_cast<unsigned>(std::strtoul(argv[++i], nullptr, 10));
     } else if (std::strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
       seconds = std::strtod(argv[++i], nullptr);
+    } else if (std::strcmp(argv[i], "--backend") == 0 && i + 1 < argc && corio::parse_backend_kind(argv[i + 1])) {
+      backend = *corio::parse_backend_kind(argv[++i]);
     } else {
-      std::fprintf(stderr, "usage: %s [--reactors N] [--seconds S]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--reactors N] [--seconds S] [--backend uring|epoll]\n", argv[0]);
       return 2;
     }
   }
@@ -118,7 +121,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    corio::Runtime rt({.reactors = reactors});
+    corio::Runtime rt({.reactors = reactors, .backend = {.kind = backend}});
     std::printf("corio runtime tour: %u reactors\n\n", rt.size());
     std::printf("| reactor | cpu | backend |\n|---|---|---|\n");
     for (unsigned i = 0; i < rt.size(); ++i) {

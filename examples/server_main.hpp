@@ -8,6 +8,7 @@
 #include <string>
 
 #include "net/tcp_stream.hpp"
+#include "runtime/backend.hpp"
 #include "runtime/task.hpp"
 
 namespace corio::examples {
@@ -19,6 +20,7 @@ struct ServerFlags {
   std::chrono::seconds idle_timeout{0};           // 0: none
   std::chrono::seconds drain_timeout{5};
   std::uint32_t max_frame = 16u << 20;            // frame-server only
+  BackendOptions::Kind backend = BackendOptions::Kind::automatic;  // --backend uring|epoll
 };
 
 using Handler = std::function<task<void>(net::TcpStream)>;
