@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <cerrno>
+#include <cstdlib>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -136,6 +138,38 @@ TEST(Backend, ChosenByOptionOrEnvironment) {
   EXPECT_EQ(parse_backend_kind("uring"), kUring);
   EXPECT_EQ(parse_backend_kind("epoll"), kEpoll);
   EXPECT_FALSE(parse_backend_kind("kqueue").has_value());
+}
+
+TEST(Backend, FallsBackToEpollWithANoticeWhenIoUringSetupFails) {
+  // A ring far larger than io_uring_setup accepts makes it fail for real (EINVAL), as a kernel without
+  // io_uring or a seccomp policy would (ENOSYS, EPERM).
+  std::string saved = std::getenv("CORIO_BACKEND") != nullptr ? std::getenv("CORIO_BACKEND") : "";
+  ::unsetenv("CORIO_BACKEND");
+  ::testing::internal::CaptureStderr();
+  std::string chosen;
+  {
+    Runtime rt({.reactors = 1, .backend = {.ring_entries = 1u << 20}});
+    chosen = rt.run([]() -> task<std::string> { co_return Reactor::current()->backend().describe(); }());
+  }
+  std::string notice = ::testing::internal::GetCapturedStderr();
+  if (!saved.empty()) ::setenv("CORIO_BACKEND", saved.c_str(), 1);
+  EXPECT_EQ(chosen.rfind("epoll", 0), 0u) << chosen;
+  EXPECT_NE(notice.find("corio: io_uring unavailable (io_uring_setup (1048576 entries): Invalid argument); using epoll"),
+            std::string::npos)
+      << notice;
+}
+
+TEST(Backend, UnknownBackendNameIsAClearError) {
+  std::string saved = std::getenv("CORIO_BACKEND") != nullptr ? std::getenv("CORIO_BACKEND") : "";
+  ::setenv("CORIO_BACKEND", "kqueue", 1);
+  try {
+    Runtime rt({.reactors = 1});
+    ADD_FAILURE() << "CORIO_BACKEND=kqueue was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_STREQ(e.what(), "CORIO_BACKEND=kqueue: expected uring or epoll");
+  }
+  if (saved.empty()) ::unsetenv("CORIO_BACKEND");
+  else ::setenv("CORIO_BACKEND", saved.c_str(), 1);
 }
 
 }  // namespace
