@@ -25,14 +25,7 @@ int AcceptImpl::perform() noexcept { return accept_now(listener->fd(), &peer, &p
 
 Readiness AcceptImpl::readiness() const noexcept { return {listener->fd(), EPOLLIN}; }
 
-Result<TcpStream> AcceptImpl::await_resume() {
-  if (result() < 0) return make_error(result(), "accept on " + listener->local_address().to_string());
-  TcpStream stream(result(), Address::from(reinterpret_cast<const sockaddr*>(&peer), peer_len));
-  if (auto r = listener->options().accepted.apply(stream.fd()); !r) {
-    return make_error(r.error().code, "accept from " + stream.peer().to_string() + ": " + r.error().context);
-  }
-  return stream;
-}
+Result<TcpStream> AcceptImpl::await_resume() { return listener->adopt(result(), &peer, peer_len); }
 
 AcceptStream::AcceptStream(const TcpListener& l) noexcept
     : listener_(&l), multishot_(l.options().multishot_accept) {}
@@ -74,7 +67,10 @@ void AcceptStream::complete(int res, std::uint32_t flags) noexcept {
     if (res >= 0) multishot_ = false;  // one connection per submission: this backend has no multishot
     if (res == -EINVAL && multishot_) {  // this kernel has no multishot accept: single shots from now on
       multishot_ = false;
-      if (waiter_) submit_on_current_reactor(), armed_ = true;
+      if (waiter_) {
+        armed_ = true;
+        submit_on_current_reactor();
+      }
       return;
     }
   }
@@ -89,12 +85,19 @@ void AcceptStream::cancel_on_home() noexcept {
 Result<TcpStream> AcceptStream::take() {
   int res = queue_.front();
   queue_.pop_front();
-  if (res < 0) return make_error(res, "accept on " + listener_->local_address().to_string());
-  sockaddr_storage peer{};
-  socklen_t len = sizeof peer;
-  ::getpeername(res, reinterpret_cast<sockaddr*>(&peer), &len);
-  TcpStream stream(res, Address::from(reinterpret_cast<const sockaddr*>(&peer), len));
-  if (auto r = listener_->options().accepted.apply(stream.fd()); !r) {
+  return listener_->adopt(res, nullptr, 0);  // multishot accept cannot return peer addresses
+}
+
+Result<TcpStream> TcpListener::adopt(int res, const sockaddr_storage* peer, socklen_t peer_len) const {
+  if (res < 0) return make_error(res, "accept on " + local_.to_string());
+  sockaddr_storage asked{};
+  if (peer == nullptr) {
+    peer_len = sizeof asked;
+    ::getpeername(res, reinterpret_cast<sockaddr*>(&asked), &peer_len);
+    peer = &asked;
+  }
+  TcpStream stream(res, Address::from(reinterpret_cast<const sockaddr*>(peer), peer_len));
+  if (auto r = options_.accepted.apply(stream.fd()); !r) {
     return make_error(r.error().code, "accept from " + stream.peer().to_string() + ": " + r.error().context);
   }
   return stream;

@@ -102,6 +102,9 @@ class TcpListener {
   const Address& local_address() const noexcept { return local_; }
   int fd() const noexcept { return fd_; }
   const ListenOptions& options() const noexcept { return options_; }
+  // Turns an accept result (a descriptor or -errno) into a stream with the accepted-socket options
+  // applied. `peer` null: asks the socket for its peer address.
+  Result<TcpStream> adopt(int res, const sockaddr_storage* peer, socklen_t peer_len) const;
 
  private:
   TcpListener(int fd, Address local, ListenOptions options) noexcept : fd_(fd), local_(local), options_(options) {}

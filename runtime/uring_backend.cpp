@@ -22,8 +22,6 @@ constexpr std::uint64_t kIgnored = 0;  // link timeouts, cancel requests, msg_ri
 constexpr std::uint64_t kWoken = 1;    // a peer's IORING_OP_MSG_RING
 constexpr std::uint64_t kEventfd = 2;  // our read of the wake-up eventfd
 
-std::string errno_text(int err) { return std::strerror(err); }
-
 struct SetupTrial {
   unsigned flags;
   const char* names;
@@ -101,7 +99,7 @@ class UringBackend final : public Backend {
       int ret = io_uring_submit_and_wait(&ring_, 1);
       if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
         std::fprintf(stderr, "corio: io_uring_submit_and_wait while abandoning an operation: %s\n",
-                     errno_text(-ret).c_str());
+                     std::strerror(-ret));
         std::abort();  // returning would let the kernel write into freed memory
       }
       io_uring_cqe* cqe;
@@ -181,7 +179,6 @@ class UringBackend final : public Backend {
       p.cq_entries = o.ring_entries * 4;
       last = io_uring_queue_init_params(o.ring_entries, &ring_, &p);
       if (last == 0) {
-        setup_flags_ = t.flags;
         setup_names_ = t.names;
         return;
       }
@@ -250,7 +247,6 @@ class UringBackend final : public Backend {
   }
 
   io_uring ring_{};
-  unsigned setup_flags_ = 0;
   const char* setup_names_ = "";
   int wake_fd_ = -1;
   std::uint64_t wake_count_ = 0;
