@@ -2,24 +2,25 @@
 //   echo-server [--listen 127.0.0.1:7000] [--reactors N] [--max-conns N] [--idle-timeout SECONDS]
 // Connections beyond --max-conns are closed at once; a connection silent for --idle-timeout is closed
 // (slowloris); SIGINT/SIGTERM stops accepting, lets connections finish (--drain-timeout) and exits 0.
-#include <vector>
-
 #include "examples/server_main.hpp"
+#include "net/recv_stream.hpp"
 
 using corio::Clock;
 using corio::task;
+using corio::net::RecvStream;
 using corio::net::TcpStream;
 
 int main(int argc, char** argv) {
   return corio::examples::run_server(argc, argv, "echo-server", false, [](const corio::examples::ServerFlags& f) {
     const Clock::duration idle = f.idle_timeout;
     return [idle](TcpStream conn) -> task<void> {
-      std::vector<char> buf(std::size_t{16} * 1024);
+      // Bytes arrive in the reactor's pool buffers: a connection holds one only while echoing it.
+      RecvStream rx(conn);
       for (;;) {
         auto deadline = idle.count() > 0 ? Clock::now() + idle : Clock::time_point::max();
-        auto n = co_await conn.read_some(buf).deadline(deadline);
-        if (!n || *n == 0) co_return;  // error, idle timeout or end of stream: close
-        auto sent = co_await conn.write_all(std::span(buf).first(*n));
+        auto chunk = co_await rx.next(deadline);
+        if (!chunk || chunk->empty()) co_return;  // error, idle timeout or end of stream: close
+        auto sent = co_await conn.write_all(chunk->bytes());
         if (!sent) co_return;
       }
     };

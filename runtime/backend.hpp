@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 
+#include "runtime/buffer_pool.hpp"
+
 namespace corio {
 
 class Operation;
@@ -23,6 +25,16 @@ struct BackendOptions {
   bool coop_taskrun = true;    // IORING_SETUP_COOP_TASKRUN
   bool msg_ring = true;        // IORING_OP_MSG_RING for cross-reactor wake-ups (eventfd otherwise)
   bool register_ring_fd = true;
+  // Receive buffers: a provided buffer ring the kernel picks from (5.19+), else buffers taken per read.
+  bool provided_buffers = true;
+  bool multishot_recv = true;  // one armed receive for many completions (6.0+)
+  BufferPoolOptions buffers;
+};
+
+// What the running backend offers operations, after probing the kernel and applying the options. Each is
+// off where the kernel lacks it or an option switched it off; describe() says which and why.
+struct Features {
+  bool multishot_recv = false;  // IORING_RECV_MULTISHOT with the buffer ring
 };
 
 class Backend {
@@ -38,6 +50,9 @@ class Backend {
   // `op` is being destroyed while in flight: cancel it and wait for its completion, which is then dropped
   // (an fd it returns is closed). Memory the kernel may write is therefore never freed under it.
   virtual void abandon(Operation& op) noexcept = 0;
+  // This reactor's receive buffers (see BufferPool).
+  virtual BufferPool& buffers() noexcept = 0;
+  virtual const Features& features() const noexcept = 0;
   // Operations submitted and not yet completed.
   virtual std::size_t in_flight() const noexcept = 0;
 

@@ -26,7 +26,7 @@ constexpr std::uint64_t kWakeTag = ~std::uint64_t{0};
 
 class EpollBackend final : public Backend {
  public:
-  EpollBackend() {
+  explicit EpollBackend(const BackendOptions& options) : buffers_(options.buffers) {
     epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
     if (epfd_ < 0) throw std::system_error(errno, std::generic_category(), "epoll_create1");
     wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -46,7 +46,9 @@ class EpollBackend final : public Backend {
     ::close(epfd_);
   }
 
-  std::string describe() const override { return "epoll: readiness and retry; wake=eventfd"; }
+  std::string describe() const override { return "epoll: readiness and retry; wake=eventfd; buffers: taken per read"; }
+  BufferPool& buffers() noexcept override { return buffers_; }
+  const Features& features() const noexcept override { return features_; }
 
   void submit(Operation& op) override {
     ++in_flight_;
@@ -63,7 +65,7 @@ class EpollBackend final : public Backend {
       if (list == nullptr) continue;
       for (Done& d : *list) {
         if (d.op != &op) continue;
-        if (op.returns_fd() && d.res >= 0) ::close(d.res);
+        op.discard(d.res, 0);
         d.op = nullptr;
         --in_flight_;
         return;
@@ -217,6 +219,8 @@ class EpollBackend final : public Backend {
     batch_ = nullptr;
   }
 
+  BufferPool buffers_;
+  Features features_;
   int epfd_ = -1;
   int wake_fd_ = -1;
   std::size_t in_flight_ = 0;
@@ -229,6 +233,8 @@ class EpollBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_epoll_backend(const BackendOptions&) { return std::make_unique<EpollBackend>(); }
+std::unique_ptr<Backend> make_epoll_backend(const BackendOptions& options) {
+  return std::make_unique<EpollBackend>(options);
+}
 
 }  // namespace corio

@@ -41,6 +41,10 @@ void Operation::complete(int res, std::uint32_t flags) noexcept {
   if (unwatch()) waiter_.resume();
 }
 
+void Operation::discard(int res, std::uint32_t) noexcept {
+  if (returns_fd() && res >= 0) ::close(res);
+}
+
 void Operation::cancel_on_home() noexcept {
   if (state_ != State::in_flight || cancel_requested_) return;
   cancel_requested_ = true;

@@ -44,6 +44,9 @@ class Operation : public CancelHook {
   // True for operations whose result is a new file descriptor (accept, socket, open): if such an operation
   // is cancelled or abandoned and completes anyway, the runtime closes the descriptor.
   virtual bool returns_fd() const noexcept { return false; }
+  // A completion nobody will see (the operation was abandoned): frees what it carries. By default closes
+  // the descriptor of a returns_fd() operation; a receive that picked a pool buffer returns the buffer.
+  virtual void discard(int res, std::uint32_t flags) noexcept;
 
   bool await_ready() const noexcept { return false; }
   template <class P>

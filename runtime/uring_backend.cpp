@@ -1,6 +1,7 @@
 // The io_uring backend: one ring per reactor thread, set up with the best flags the kernel accepts.
 #include <liburing.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -27,6 +28,51 @@ struct SetupTrial {
   const char* names;
 };
 
+// A provided buffer ring (liburing 2.3 has no io_uring_setup_buf_ring: the ring memory is mapped here).
+class ProvidedBufferRing final : public BufferPool {
+ public:
+  ProvidedBufferRing(io_uring& ring, const BufferPoolOptions& options, std::uint16_t group)
+      : BufferPool(options), ring_(&ring), group_(group) {
+    const std::uint32_t entries = options_.limit;
+    if (entries > 32768 || (entries & (entries - 1)) != 0) {
+      throw std::invalid_argument("BufferPoolOptions.limit " + std::to_string(entries) +
+                                  ": a buffer ring needs a power of two up to 32768");
+    }
+    bytes_ = std::size_t{entries} * sizeof(io_uring_buf);
+    void* mem = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    if (mem == MAP_FAILED) throw std::system_error(errno, std::generic_category(), "mmap for a buffer ring");
+    br_ = static_cast<io_uring_buf_ring*>(mem);
+    io_uring_buf_reg reg{};
+    reg.ring_addr = reinterpret_cast<std::uint64_t>(mem);
+    reg.ring_entries = entries;
+    reg.bgid = group;
+    if (int ret = io_uring_register_buf_ring(ring_, &reg, 0); ret < 0) {
+      ::munmap(mem, bytes_);
+      throw std::system_error(-ret, std::generic_category(), "io_uring_register_buf_ring");
+    }
+    io_uring_buf_ring_init(br_);
+    mask_ = io_uring_buf_ring_mask(entries);
+    add_slab();
+  }
+  ~ProvidedBufferRing() override {
+    io_uring_unregister_buf_ring(ring_, group_);
+    ::munmap(br_, bytes_);
+  }
+  bool kernel_selects() const noexcept override { return true; }
+  std::uint16_t group() const noexcept override { return group_; }
+
+ private:
+  void publish(std::uint16_t id) noexcept override {
+    io_uring_buf_ring_add(br_, data(id), buffer_size(), id, mask_, 0);
+    io_uring_buf_ring_advance(br_, 1);
+  }
+  io_uring* ring_;
+  io_uring_buf_ring* br_ = nullptr;
+  std::size_t bytes_ = 0;
+  int mask_ = 0;
+  std::uint16_t group_;
+};
+
 class UringBackend final : public Backend {
  public:
   explicit UringBackend(const BackendOptions& options) {
@@ -39,10 +85,12 @@ class UringBackend final : public Backend {
     }
     if (options.register_ring_fd && io_uring_register_ring_fd(&ring_) == 1) ring_fd_registered_ = true;
     msg_ring_ = options.msg_ring && opcode_supported(IORING_OP_MSG_RING);
+    setup_buffers(options);
     arm_eventfd();
   }
 
   ~UringBackend() override {
+    buffers_.reset();  // unregisters from the ring
     io_uring_queue_exit(&ring_);
     ::close(wake_fd_);
   }
@@ -53,8 +101,14 @@ class UringBackend final : public Backend {
     s += "; wake=";
     s += msg_ring_ ? "msg_ring" : "eventfd";
     if (ring_fd_registered_) s += "; registered ring fd";
+    s += "; buffers: ";
+    s += buffers_note_;
+    s += features_.multishot_recv ? "; multishot recv" : "; multishot recv off";
     return s;
   }
+
+  BufferPool& buffers() noexcept override { return *buffers_; }
+  const Features& features() const noexcept override { return features_; }
 
   void submit(Operation& op) override {
     // A deadline is a linked timeout, which must land in the same submission as its operation.
@@ -86,7 +140,7 @@ class UringBackend final : public Backend {
     // Drops one of op's completions; true when it was the last (a multishot op has several).
     auto settle = [&](Reaped& r) {
       r.user_data = kIgnored;
-      if (op.returns_fd() && r.res >= 0) ::close(r.res);
+      op.discard(r.res, r.flags);
       if (r.flags & IORING_CQE_F_MORE) return false;
       --in_flight_;
       return true;
@@ -188,6 +242,23 @@ class UringBackend final : public Backend {
                             "io_uring_setup (" + std::to_string(o.ring_entries) + " entries)");
   }
 
+  void setup_buffers(const BackendOptions& o) {
+    const std::string shape = std::to_string(o.buffers.limit) + " x " + std::to_string(o.buffers.buffer_size) + " B";
+    if (!o.provided_buffers) {
+      buffers_note_ = "taken per read (provided buffers switched off)";
+    } else {
+      try {
+        buffers_ = std::make_unique<ProvidedBufferRing>(ring_, o.buffers, 0);
+        buffers_note_ = "provided ring of up to " + shape;
+      } catch (const std::system_error& e) {
+        buffers_note_ = std::string("taken per read (") + e.what() + ")";
+      }
+    }
+    if (!buffers_) buffers_ = std::make_unique<BufferPool>(o.buffers);
+    // Multishot receive (6.0) cannot be probed by opcode: RecvStream falls back on its first EINVAL.
+    features_.multishot_recv = o.multishot_recv && buffers_->kernel_selects();
+  }
+
   bool opcode_supported(int opcode) {
     io_uring_probe* probe = io_uring_get_probe_ring(&ring_);
     if (probe == nullptr) return false;
@@ -247,6 +318,9 @@ class UringBackend final : public Backend {
   }
 
   io_uring ring_{};
+  std::unique_ptr<BufferPool> buffers_;
+  std::string buffers_note_;
+  Features features_;
   const char* setup_names_ = "";
   int wake_fd_ = -1;
   std::uint64_t wake_count_ = 0;

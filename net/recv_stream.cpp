@@ -1,0 +1,182 @@
+#include "net/recv_stream.hpp"
+
+#include <liburing.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include <new>
+
+#include "runtime/reactor.hpp"
+
+namespace corio::net {
+
+RecvStream::RecvStream(const TcpStream& stream)
+    : stream_(&stream),
+      pool_(&Reactor::current()->backend().buffers()),
+      multishot_(Reactor::current()->backend().features().multishot_recv) {}
+
+RecvStream::~RecvStream() {
+  retire();  // waits for the kernel's last completion; discard() returns buffers it carried
+  if (TimerEntry::armed()) Reactor::current()->timers().disarm(*this);
+  if (waiting_buffers_) pool_->unwait(*this);
+  while (count_ > 0) {
+    Item item = pop();
+    if (item.res > 0) pool_->give_back(item.buf);
+  }
+  if (held_ >= 0) pool_->give_back(static_cast<std::uint16_t>(held_));
+}
+
+void RecvStream::prepare(io_uring_sqe& sqe) noexcept {
+  const int fd = stream_->fd();
+  if (!pool_->kernel_selects()) {
+    io_uring_prep_recv(&sqe, fd, pool_->data(static_cast<std::uint16_t>(held_)), pool_->buffer_size(), 0);
+    return;
+  }
+  if (multishot_) io_uring_prep_recv_multishot(&sqe, fd, nullptr, 0, 0);
+  else io_uring_prep_recv(&sqe, fd, nullptr, 0, 0);  // length 0: the picked buffer's
+  sqe.flags |= IOSQE_BUFFER_SELECT;
+  sqe.buf_group = pool_->group();
+}
+
+int RecvStream::perform() noexcept {
+  if (held_ < 0) {
+    try {
+      held_ = pool_->take();
+    } catch (const std::exception&) {
+      return -ENOMEM;
+    }
+  }
+  ssize_t n = ::recv(stream_->fd(), pool_->data(static_cast<std::uint16_t>(held_)), pool_->buffer_size(), MSG_DONTWAIT);
+  if (n < 0 && errno == EAGAIN) {
+    pool_->give_back(static_cast<std::uint16_t>(std::exchange(held_, -1)));  // wait holding nothing
+    return -EAGAIN;
+  }
+  return n >= 0 ? static_cast<int>(n) : -errno;
+}
+
+Readiness RecvStream::readiness() const noexcept { return {stream_->fd(), EPOLLIN}; }
+
+bool RecvStream::wait(std::coroutine_handle<> waiter, const std::stop_token* token, Clock::time_point deadline) {
+  timed_out_ = false;
+  cancelled_ = false;
+  if (token != nullptr && token->stop_requested()) {
+    cancelled_ = true;
+    return false;
+  }
+  if (end_res_ <= 0) return false;
+  waiter_ = waiter;
+  if (!armed_ && !waiting_buffers_) arm();
+  Reactor& home = *Reactor::current();
+  if (deadline != Clock::time_point::max()) home.timers().arm(*this, deadline);
+  if (token != nullptr) watch(*token, home);
+  return true;
+}
+
+void RecvStream::arm() {
+  if (!pool_->kernel_selects() && held_ < 0) held_ = pool_->take();
+  armed_ = true;
+  submit_on_current_reactor();
+}
+
+void RecvStream::complete(int res, std::uint32_t flags) noexcept {
+  int buf = -1;
+  if (flags & IORING_CQE_F_BUFFER) {
+    buf = static_cast<int>(flags >> IORING_CQE_BUFFER_SHIFT);
+    pool_->lend();
+  } else if (held_ >= 0) {
+    buf = std::exchange(held_, -1);
+  }
+  if (res <= 0 && buf >= 0) pool_->give_back(static_cast<std::uint16_t>(std::exchange(buf, -1)));
+  if (!(flags & IORING_CQE_F_MORE)) {
+    armed_ = false;
+    settled();
+  }
+  if (res == -ECANCELED || res == -ENOBUFS || (res == -EINVAL && multishot_)) {
+    if (res == -ENOBUFS && !pool_->grow()) {  // the ring is at its size: wait for buffers to come back
+      waiting_buffers_ = true;
+      pool_->wait(*this);
+      return;
+    }
+    if (res == -EINVAL) multishot_ = false;  // this kernel has no multishot receive
+    // ECANCELED: our own cancel, to pause a stream with kMaxQueued unread, or a stop (fire() reports it).
+    if (waiter_ && !armed_ && !cancelled_) arm();
+    return;
+  }
+  push({res, static_cast<std::uint16_t>(buf)});
+  if (res <= 0) {
+    end_res_ = res;
+  } else if (count_ >= kMaxQueued && armed_) {
+    reactor().backend().cancel(*this);  // pause until the reader catches up
+  }
+  wake();
+}
+
+void RecvStream::discard(int res, std::uint32_t flags) noexcept {
+  if (flags & IORING_CQE_F_BUFFER) {
+    pool_->lend();
+    pool_->give_back(static_cast<std::uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT));
+  }
+  (void)res;
+}
+
+void RecvStream::buffers_available() noexcept {
+  waiting_buffers_ = false;
+  if (waiter_ && !armed_ && !cancelled_) arm();
+}
+
+void RecvStream::wake() noexcept {
+  if (!waiter_) return;
+  if (TimerEntry::armed()) reactor().timers().disarm(*this);
+  if (unwatch()) std::exchange(waiter_, {}).resume();
+}
+
+void RecvStream::fire() noexcept {
+  if (!cancelled_) timed_out_ = true;
+  if (waiter_ && unwatch()) std::exchange(waiter_, {}).resume();
+}
+
+void RecvStream::cancel_on_home() noexcept {
+  if (!waiter_) return;
+  cancelled_ = true;
+  if (armed_) reactor().backend().cancel(*this);
+  // Not resumed from here (we may be inside request_stop()): on the next loop turn.
+  Reactor::current()->timers().arm(*this, Clock::time_point::min());
+}
+
+void RecvStream::push(Item item) {
+  if (count_ < kMaxQueued) ring_[(head_ + count_) % kMaxQueued] = item;
+  else spill_.push_back(item);
+  ++count_;
+}
+
+RecvStream::Item RecvStream::pop() noexcept {
+  Item item = ring_[head_];
+  head_ = (head_ + 1) % kMaxQueued;
+  --count_;
+  if (!spill_.empty()) {  // the ring had kMaxQueued: refill its freed slot from the spill, in order
+    ring_[(head_ + kMaxQueued - 1) % kMaxQueued] = spill_.front();
+    spill_.erase(spill_.begin());
+  }
+  return item;
+}
+
+Result<RecvBuffer> RecvStream::take() {
+  int res;
+  std::uint16_t buf = 0;
+  if (count_ > 0) {
+    Item item = pop();
+    res = item.res;
+    buf = item.buf;
+  } else if (cancelled_) {
+    res = -ECANCELED;
+  } else if (timed_out_) {
+    res = -ETIMEDOUT;
+  } else {
+    res = end_res_;
+  }
+  if (res > 0) return RecvBuffer(*pool_, buf, static_cast<std::uint32_t>(res));
+  if (res == 0) return RecvBuffer();
+  return make_error(res, "read from " + stream_->peer().to_string());
+}
+
+}  // namespace corio::net

@@ -1,0 +1,97 @@
+// RecvStream: receives a connection's bytes into its reactor's BufferPool, so that a connection waiting
+// for data holds no buffer. On io_uring with a provided buffer ring it is one multishot receive: armed
+// once, it yields a completion (with a kernel-picked buffer) per arrival until the connection ends. When
+// the ring runs dry (ENOBUFS) the pool grows, or the receive waits for buffers to come back, and re-arms:
+// no bytes are lost. Elsewhere (epoll, or the ring switched off) each next() takes a buffer and reads.
+// At most kMaxQueued buffers wait unread per stream: beyond that it stops receiving until they are read,
+// so one slow reader cannot drain the pool. Buffers the application keeps count against the pool: keeping
+// all of them (BufferPoolOptions::limit) stops every receive on the reactor until one comes back, so copy
+// out what you keep for long.
+//   RecvStream rx(conn);
+//   for (;;) {
+//     auto chunk = co_await rx.next(Clock::now() + 30s);
+//     if (!chunk || chunk->empty()) break;          // error, timeout, or end of stream
+//     co_await conn.write_all(chunk->bytes());      // the buffer returns to the pool when chunk goes
+//   }
+#pragma once
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "net/error.hpp"
+#include "net/tcp_stream.hpp"
+#include "runtime/buffer_pool.hpp"
+#include "runtime/operation.hpp"
+
+namespace corio::net {
+
+class RecvStream final : public Operation, private TimerEntry, private BufferWaiter {
+ public:
+  static constexpr std::size_t kMaxQueued = 8;
+
+  explicit RecvStream(const TcpStream& stream);
+  ~RecvStream();
+  RecvStream(const RecvStream&) = delete;
+  RecvStream& operator=(const RecvStream&) = delete;
+
+  class Next {
+   public:
+    Next(RecvStream& s, Clock::time_point deadline) noexcept : s_(&s), deadline_(deadline) {}
+    bool await_ready() const noexcept { return s_->count_ > 0; }
+    template <class P>
+    bool await_suspend(std::coroutine_handle<P> waiter) {
+      const std::stop_token* token = nullptr;
+      if constexpr (std::is_base_of_v<detail::PromiseBase, P>) token = &waiter.promise().stop_token;
+      return s_->wait(waiter, token, deadline_);
+    }
+    Result<RecvBuffer> await_resume() { return s_->take(); }
+
+   private:
+    RecvStream* s_;
+    Clock::time_point deadline_;
+  };
+  // The next bytes received: an empty buffer at end of stream; ETIMEDOUT after `deadline` (the receive
+  // stays armed), ECANCELED when the awaiting task is stopped, the socket's error otherwise.
+  Next next(Clock::time_point deadline = Clock::time_point::max()) noexcept { return Next(*this, deadline); }
+  // Whether the kernel keeps this receive armed across completions.
+  bool multishot() const noexcept { return multishot_; }
+
+ private:
+  struct Item {
+    int res;            // bytes, 0 at end of stream, or -errno
+    std::uint16_t buf;  // pool buffer when res > 0
+  };
+  void prepare(io_uring_sqe& sqe) noexcept override;
+  int perform() noexcept override;
+  Readiness readiness() const noexcept override;
+  void complete(int res, std::uint32_t flags) noexcept override;
+  void cancel_on_home() noexcept override;
+  void resume_after_cancel() noexcept override { std::exchange(waiter_, {}).resume(); }
+  void discard(int res, std::uint32_t flags) noexcept override;
+  void fire() noexcept override;  // deadline, or a stop seen while not armed
+  void buffers_available() noexcept override;
+  bool wait(std::coroutine_handle<> waiter, const std::stop_token* token, Clock::time_point deadline);
+  void arm();
+  void push(Item item);
+  Item pop() noexcept;
+  void wake() noexcept;
+  Result<RecvBuffer> take();
+
+  const TcpStream* stream_;
+  BufferPool* pool_;
+  std::coroutine_handle<> waiter_;
+  // Arrivals not yet read: a small ring in place (no allocation per connection), spilling rarely.
+  std::array<Item, kMaxQueued> ring_{};
+  std::vector<Item> spill_;
+  std::uint32_t head_ = 0;
+  std::uint32_t count_ = 0;
+  int held_ = -1;     // buffer taken for a read we issue ourselves
+  int end_res_ = 1;   // once <= 0: the stream ended (0) or failed (-errno); next() repeats it
+  bool armed_ = false;
+  bool multishot_;
+  bool waiting_buffers_ = false;
+  bool timed_out_ = false;
+  bool cancelled_ = false;
+};
+
+}  // namespace corio::net

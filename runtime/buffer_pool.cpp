@@ -1,0 +1,59 @@
+#include "runtime/buffer_pool.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace corio {
+
+BufferPool::BufferPool(const BufferPoolOptions& options) : options_(options) {
+  if (options_.buffer_size == 0 || options_.slab == 0 || options_.limit == 0) {
+    throw std::invalid_argument("BufferPoolOptions: buffer_size, slab and limit must be positive");
+  }
+  options_.slab = std::min(options_.slab, options_.limit);
+}
+
+BufferPool::~BufferPool() = default;
+
+bool BufferPool::add_slab() {
+  const std::uint32_t n = std::min(options_.slab, options_.limit - allocated_);
+  if (n == 0) return false;
+  // Untouched buffers cost address space only: pages become resident when data first lands in them.
+  free_.reserve(allocated_ + n);
+  slabs_.push_back(std::make_unique_for_overwrite<char[]>(std::size_t{options_.slab} * options_.buffer_size));
+  for (std::uint32_t i = 0; i < n; ++i) publish(static_cast<std::uint16_t>(allocated_ + i));
+  allocated_ += n;
+  return true;
+}
+
+std::uint16_t BufferPool::take() {
+  if (free_.empty()) {
+    // Readers that take their own buffers are never refused: raise the limit with the pool.
+    options_.limit = std::max(options_.limit, allocated_ + options_.slab);
+    if (allocated_ + options_.slab > 65536) throw std::length_error("BufferPool: more than 65536 buffers lent");
+    add_slab();
+  }
+  std::uint16_t id = free_.back();
+  free_.pop_back();
+  ++lent_;
+  return id;
+}
+
+void BufferPool::give_back(std::uint16_t id) noexcept {
+  --lent_;
+  publish(id);
+  if (waiters_.empty()) return;
+  std::vector<BufferWaiter*> woken;
+  woken.swap(waiters_);
+  for (BufferWaiter* w : woken) w->buffers_available();
+}
+
+bool BufferPool::grow() {
+  ++ran_dry_;
+  return add_slab();
+}
+
+void BufferPool::unwait(BufferWaiter& w) noexcept {
+  waiters_.erase(std::remove(waiters_.begin(), waiters_.end(), &w), waiters_.end());
+}
+
+}  // namespace corio
