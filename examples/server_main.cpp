@@ -26,8 +26,9 @@ std::optional<ServerFlags> parse_flags(int argc, char** argv, const char* name, 
   auto usage = [&] {
     std::fprintf(stderr,
                  "usage: %s [--listen ADDR] [--reactors N] [--max-conns N] [--idle-timeout SECONDS]\n"
-                 "       [--drain-timeout SECONDS] [--backend uring|epoll]%s\n",
-                 name, with_frames ? " [--max-frame BYTES]" : "");
+                 "       [--drain-timeout SECONDS] [--backend uring|epoll] [--disable FEATURE,...]%s\n"
+                 "features: %s\n",
+                 name, with_frames ? " [--max-frame BYTES]" : "", kFeatureNames);
     return std::nullopt;
   };
   for (int i = 1; i < argc; ++i) {
@@ -37,7 +38,8 @@ std::optional<ServerFlags> parse_flags(int argc, char** argv, const char* name, 
     unsigned long n = 0;
     bool ok = true;
     if (flag == "--listen") f.listen = value;
-    else if (flag == "--backend") ok = parse_backend(value, f.backend);
+    else if (flag == "--backend") ok = parse_backend(value, f.backend.kind);
+    else if (flag == "--disable") ok = parse_disable(value, f.backend);
     else if (flag == "--reactors") ok = parse_number(value, 1024, n), f.reactors = static_cast<unsigned>(n);
     else if (flag == "--max-conns") ok = parse_number(value, 10'000'000, n), f.max_conns = static_cast<std::uint32_t>(n);
     else if (flag == "--idle-timeout") ok = parse_number(value, 86400, n), f.idle_timeout = std::chrono::seconds(n);
@@ -89,7 +91,7 @@ int run_server(int argc, char** argv, const char* name, bool with_frames,
     Handler handler = make_handler(*flags);
     net::ConnectionLimiter limiter(flags->max_conns);
     net::ServerCounters counters;
-    Runtime rt({.reactors = flags->reactors, .backend = {.kind = flags->backend}});
+    Runtime rt({.reactors = flags->reactors, .backend = flags->backend});
     // One listener per reactor on one port; the first fixes the port when 0 was asked for.
     net::Address at = *addr;
     for (unsigned i = 0; i < rt.size(); ++i) {

@@ -20,7 +20,7 @@ struct ServerFlags {
   std::chrono::seconds idle_timeout{0};           // 0: none
   std::chrono::seconds drain_timeout{5};
   std::uint32_t max_frame = 16u << 20;            // frame-server only
-  BackendOptions::Kind backend = BackendOptions::Kind::automatic;  // --backend uring|epoll
+  BackendOptions backend;                         // --backend uring|epoll, --disable FEATURES
 };
 
 using Handler = std::function<task<void>(net::TcpStream)>;

@@ -19,7 +19,7 @@ class Address {
   static Address from(const sockaddr* sa, socklen_t len);
   static Address loopback_v4(std::uint16_t port);
 
-  int family() const noexcept { return storage_.ss_family; }
+  int family() const noexcept { return storage_.any.sa_family; }
   std::uint16_t port() const noexcept;
   const sockaddr* sockaddr_ptr() const noexcept { return reinterpret_cast<const sockaddr*>(&storage_); }
   socklen_t length() const noexcept { return length_; }
@@ -27,7 +27,13 @@ class Address {
   std::string to_string() const;
 
  private:
-  sockaddr_storage storage_{};
+  // IPv4 or IPv6 only: 28 bytes, not sockaddr_storage's 128 (every connection keeps its peer's address).
+  union Storage {
+    sockaddr any;
+    sockaddr_in v4;
+    sockaddr_in6 v6;
+  };
+  Storage storage_{};
   socklen_t length_ = 0;
 };
 

@@ -27,7 +27,7 @@ namespace corio::net {
 
 class RecvStream final : public Operation, private TimerEntry, private BufferWaiter {
  public:
-  static constexpr std::size_t kMaxQueued = 8;
+  static constexpr std::size_t kMaxQueued = 4;
 
   explicit RecvStream(const TcpStream& stream);
   ~RecvStream();

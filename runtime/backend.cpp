@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 #include <mutex>
 #include <stdexcept>
 #include <system_error>
@@ -14,6 +15,26 @@ std::optional<BackendOptions::Kind> parse_backend_kind(std::string_view name) {
   if (name == "uring" || name == "io_uring") return BackendOptions::Kind::uring;
   if (name == "epoll") return BackendOptions::Kind::epoll;
   return std::nullopt;
+}
+
+const char* const kFeatureNames =
+    "provided-buffers,multishot-recv,single-issuer,defer-taskrun,coop-taskrun,msg-ring,register-ring-fd";
+
+bool switch_off(BackendOptions& o, std::string_view feature) {
+  bool BackendOptions::*const fields[] = {&BackendOptions::provided_buffers, &BackendOptions::multishot_recv,
+                                          &BackendOptions::single_issuer,    &BackendOptions::defer_taskrun,
+                                          &BackendOptions::coop_taskrun,     &BackendOptions::msg_ring,
+                                          &BackendOptions::register_ring_fd};
+  std::string_view names = kFeatureNames;
+  for (bool BackendOptions::*field : fields) {
+    std::string_view name = names.substr(0, names.find(','));
+    names.remove_prefix(std::min(names.size(), name.size() + 1));
+    if (name == feature) {
+      o.*field = false;
+      return true;
+    }
+  }
+  return false;
 }
 
 std::unique_ptr<Backend> make_backend(const BackendOptions& options) {

@@ -74,6 +74,12 @@ std::unique_ptr<Backend> make_backend(const BackendOptions& options);
 std::unique_ptr<Backend> make_uring_backend(const BackendOptions& options);  // uring_backend.cpp
 std::unique_ptr<Backend> make_epoll_backend(const BackendOptions& options);  // epoll_backend.cpp
 
+// Switches off one feature by name, to compare with and without it: provided-buffers, multishot-recv,
+// single-issuer, defer-taskrun, coop-taskrun, msg-ring, register-ring-fd. False for an unknown name.
+bool switch_off(BackendOptions& options, std::string_view feature);
+// The names switch_off() knows, comma-separated (for usage messages).
+extern const char* const kFeatureNames;
+
 // Parses "uring" / "epoll" (the --backend flags and CORIO_BACKEND); nullopt for anything else.
 std::optional<BackendOptions::Kind> parse_backend_kind(std::string_view name);
 
