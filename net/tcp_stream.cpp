@@ -5,6 +5,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "runtime/reactor.hpp"
+#include "runtime/uring_flags.hpp"
+
 namespace corio::net {
 
 namespace {
@@ -33,7 +36,8 @@ struct ConnectImpl : Operation {
 }  // namespace
 
 void RecvImpl::prepare(io_uring_sqe& sqe) noexcept {
-  io_uring_prep_recv(&sqe, stream->fd(), buf.data(), buf.size(), 0);
+  if (fixed_index >= 0) io_uring_prep_read_fixed(&sqe, stream->fd(), buf.data(), buf.size(), 0, fixed_index);
+  else io_uring_prep_recv(&sqe, stream->fd(), buf.data(), buf.size(), 0);
 }
 
 int RecvImpl::perform() noexcept {
@@ -49,7 +53,32 @@ Result<std::size_t> RecvImpl::await_resume() const {
 }
 
 void SendImpl::prepare(io_uring_sqe& sqe) noexcept {
-  io_uring_prep_send(&sqe, stream->fd(), buf.data(), buf.size(), MSG_NOSIGNAL);
+  const int fd = stream->fd();
+  if (mode.zero_copy) {
+    io_uring_prep_send_zc(&sqe, fd, buf.data(), buf.size(), MSG_NOSIGNAL, mode.report_usage ? IORING_SEND_ZC_REPORT_USAGE : 0);
+    if (mode.fixed_index >= 0) {
+      sqe.ioprio |= IORING_RECVSEND_FIXED_BUF;
+      sqe.buf_index = static_cast<std::uint16_t>(mode.fixed_index);
+    }
+  } else if (mode.fixed_index >= 0) {
+    // WRITE_FIXED has no MSG_NOSIGNAL: the Runtime ignores SIGPIPE, so a closed peer is an EPIPE value.
+    io_uring_prep_write_fixed(&sqe, fd, buf.data(), buf.size(), 0, mode.fixed_index);
+  } else {
+    io_uring_prep_send(&sqe, fd, buf.data(), buf.size(), MSG_NOSIGNAL);
+  }
+}
+
+void SendImpl::complete(int res, std::uint32_t flags) noexcept {
+  if (flags & IORING_CQE_F_NOTIF) {  // the kernel is done with the buffer: now the send has ended
+    if (static_cast<std::uint32_t>(res) & IORING_NOTIF_USAGE_ZC_COPIED) stream->note_zero_copy_copied();
+    Operation::complete(sent, 0);
+    return;
+  }
+  if (flags & IORING_CQE_F_MORE) {  // a zero-copy send's result; its notification follows
+    sent = res;
+    return;
+  }
+  Operation::complete(res, flags);
 }
 
 int SendImpl::perform() noexcept {
@@ -69,6 +98,7 @@ TcpStream& TcpStream::operator=(TcpStream&& o) noexcept {
     close();
     fd_ = std::exchange(o.fd_, -1);
     peer_ = o.peer_;
+    zc_copied_ = o.zc_copied_;
   }
   return *this;
 }
@@ -96,10 +126,24 @@ task<Result<std::size_t>> TcpStream::read_exact(std::span<char> buf, Clock::time
   co_return got;
 }
 
+SendMode TcpStream::send_mode(std::size_t size, int fixed_index) const noexcept {
+  const Features& f = Reactor::current()->backend().features();
+  return {.zero_copy = f.send_zc && !zc_copied_ && size >= f.send_zc_threshold,
+          .report_usage = f.send_zc_report,
+          .fixed_index = fixed_index};
+}
+
+Op<SendImpl> TcpStream::write_fixed(const FixedBuffer& b, std::size_t len) const noexcept {
+  std::span<const char> data = b.bytes().first(std::min(len, b.bytes().size()));
+  return Op<SendImpl>(*this, data, send_mode(data.size(), b.index()));
+}
+
 task<Result<void>> TcpStream::write_all(std::span<const char> buf, Clock::time_point deadline) const {
   std::size_t sent = 0;
   while (sent < buf.size()) {
-    auto r = co_await write_some(buf.subspan(sent)).deadline(deadline);
+    std::span<const char> rest = buf.subspan(sent);
+    Op<SendImpl> op(*this, rest, send_mode(rest.size(), -1));
+    auto r = co_await op.deadline(deadline);
     if (!r) co_return r.error();
     sent += *r;
   }

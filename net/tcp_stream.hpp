@@ -5,6 +5,7 @@
 //   if (!conn) { log(conn.error().message()); co_return; }   // "connect 127.0.0.1:7000: Connection refused"
 //   auto n = co_await conn->read_some(buf).timeout(5s);
 #pragma once
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <optional>
@@ -13,6 +14,7 @@
 #include "net/address.hpp"
 #include "net/error.hpp"
 #include "net/socket_options.hpp"
+#include "runtime/fixed_buffers.hpp"
 #include "runtime/operation.hpp"
 #include "runtime/task.hpp"
 
@@ -21,23 +23,37 @@ namespace corio::net {
 class TcpStream;
 
 struct RecvImpl : Operation {
-  RecvImpl(const TcpStream& s, std::span<char> buf) noexcept : stream(&s), buf(buf) {}
+  RecvImpl(const TcpStream& s, std::span<char> buf, int fixed_index = -1) noexcept
+      : stream(&s), buf(buf), fixed_index(fixed_index) {}
   void prepare(io_uring_sqe& sqe) noexcept override;
   int perform() noexcept override;
   Readiness readiness() const noexcept override;
   Result<std::size_t> await_resume() const;
   const TcpStream* stream;
   std::span<char> buf;
+  int fixed_index;  // READ_FIXED from this registered buffer, when >= 0
+};
+
+// How a send is issued on io_uring: zero-copy (IORING_OP_SEND_ZC: the operation ends only when the
+// kernel's notification says the buffer is free again), and/or from a registered buffer.
+struct SendMode {
+  bool zero_copy = false;
+  bool report_usage = false;  // ask the kernel whether it copied anyway
+  int fixed_index = -1;
 };
 
 struct SendImpl : Operation {
-  SendImpl(const TcpStream& s, std::span<const char> buf) noexcept : stream(&s), buf(buf) {}
+  SendImpl(const TcpStream& s, std::span<const char> buf, SendMode mode = {}) noexcept
+      : stream(&s), buf(buf), mode(mode) {}
   void prepare(io_uring_sqe& sqe) noexcept override;
   int perform() noexcept override;
   Readiness readiness() const noexcept override;
+  void complete(int res, std::uint32_t flags) noexcept override;
   Result<std::size_t> await_resume() const;
   const TcpStream* stream;
   std::span<const char> buf;
+  SendMode mode;
+  int sent = 0;  // a zero-copy send's result, held until its notification
 };
 
 class TcpStream {
@@ -45,7 +61,7 @@ class TcpStream {
   TcpStream() = default;
   // Takes ownership of a connected socket.
   TcpStream(int fd, Address peer) noexcept : fd_(fd), peer_(peer) {}
-  TcpStream(TcpStream&& o) noexcept : fd_(std::exchange(o.fd_, -1)), peer_(o.peer_) {}
+  TcpStream(TcpStream&& o) noexcept : fd_(std::exchange(o.fd_, -1)), peer_(o.peer_), zc_copied_(o.zc_copied_) {}
   TcpStream& operator=(TcpStream&& o) noexcept;
   TcpStream(const TcpStream&) = delete;
   TcpStream& operator=(const TcpStream&) = delete;
@@ -61,7 +77,15 @@ class TcpStream {
   Op<SendImpl> write_some(std::span<const char> buf) const noexcept { return Op<SendImpl>(*this, buf); }
   // Fills `buf` unless the stream ends first: returns the bytes read (< buf.size() only at end of stream).
   task<Result<std::size_t>> read_exact(std::span<char> buf, Clock::time_point deadline = Clock::time_point::max()) const;
-  // Writes all of `buf`, across short writes.
+  // One receive into a registered buffer (READ_FIXED), up to `max` bytes.
+  Op<RecvImpl> read_fixed(const FixedBuffer& b, std::size_t max) const noexcept {
+    return Op<RecvImpl>(*this, b.bytes().first(std::min(max, b.bytes().size())), b.index());
+  }
+  // One send of the first `len` bytes of a registered buffer: WRITE_FIXED, or a zero-copy send from it at
+  // or above the backend's send_zc_threshold.
+  Op<SendImpl> write_fixed(const FixedBuffer& b, std::size_t len) const noexcept;
+  // Writes all of `buf`, across short writes; zero-copy sends for the parts of at least send_zc_threshold
+  // bytes where the kernel has them (until the kernel reports it copies anyway, as it does on loopback).
   task<Result<void>> write_all(std::span<const char> buf, Clock::time_point deadline = Clock::time_point::max()) const;
 
   // Half-close: no more writes from this side (the peer reads end of stream); reads go on.
@@ -71,10 +95,15 @@ class TcpStream {
   int fd() const noexcept { return fd_; }
   bool is_open() const noexcept { return fd_ >= 0; }
   const Address& peer() const noexcept { return peer_; }
+  // The kernel reported a zero-copy send on this connection as copied: write_all() sends plainly from then on.
+  bool zero_copy_copied() const noexcept { return zc_copied_; }
+  void note_zero_copy_copied() const noexcept { zc_copied_ = true; }
 
  private:
+  SendMode send_mode(std::size_t size, int fixed_index) const noexcept;
   int fd_ = -1;
   Address peer_;
+  mutable bool zc_copied_ = false;
 };
 
 }  // namespace corio::net

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "runtime/buffer_pool.hpp"
+#include "runtime/fixed_buffers.hpp"
 
 namespace corio {
 
@@ -29,12 +30,21 @@ struct BackendOptions {
   bool provided_buffers = true;
   bool multishot_recv = true;  // one armed receive for many completions (6.0+)
   BufferPoolOptions buffers;
+  bool fixed_buffers = true;  // register FixedBuffers with the kernel (io_uring_register_buffers)
+  FixedBufferOptions fixed;
+  // Zero-copy send (IORING_OP_SEND_ZC, 6.0+) for writes of at least send_zc_threshold bytes through
+  // write_all(). A connection whose sends the kernel reports as copied anyway (loopback) stops using it.
+  bool send_zc = true;
+  std::size_t send_zc_threshold = 64 * 1024;
 };
 
 // What the running backend offers operations, after probing the kernel and applying the options. Each is
 // off where the kernel lacks it or an option switched it off; describe() says which and why.
 struct Features {
   bool multishot_recv = false;  // IORING_RECV_MULTISHOT with the buffer ring
+  bool send_zc = false;         // IORING_OP_SEND_ZC
+  bool send_zc_report = false;  // IORING_SEND_ZC_REPORT_USAGE: the kernel says when it copied anyway
+  std::size_t send_zc_threshold = 0;
 };
 
 class Backend {
@@ -53,6 +63,8 @@ class Backend {
   // This reactor's receive buffers (see BufferPool).
   virtual BufferPool& buffers() noexcept = 0;
   virtual const Features& features() const noexcept = 0;
+  // This reactor's registered buffers (plain memory where registration is unavailable).
+  virtual FixedBuffers& fixed_buffers() noexcept = 0;
   // Operations submitted and not yet completed.
   virtual std::size_t in_flight() const noexcept = 0;
 
@@ -75,7 +87,8 @@ std::unique_ptr<Backend> make_uring_backend(const BackendOptions& options);  // 
 std::unique_ptr<Backend> make_epoll_backend(const BackendOptions& options);  // epoll_backend.cpp
 
 // Switches off one feature by name, to compare with and without it: provided-buffers, multishot-recv,
-// single-issuer, defer-taskrun, coop-taskrun, msg-ring, register-ring-fd. False for an unknown name.
+// fixed-buffers, send-zc, single-issuer, defer-taskrun, coop-taskrun, msg-ring, register-ring-fd.
+// False for an unknown name.
 bool switch_off(BackendOptions& options, std::string_view feature);
 // The names switch_off() knows, comma-separated (for usage messages).
 extern const char* const kFeatureNames;

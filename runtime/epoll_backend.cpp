@@ -26,7 +26,7 @@ constexpr std::uint64_t kWakeTag = ~std::uint64_t{0};
 
 class EpollBackend final : public Backend {
  public:
-  explicit EpollBackend(const BackendOptions& options) : buffers_(options.buffers) {
+  explicit EpollBackend(const BackendOptions& options) : buffers_(options.buffers), fixed_(options.fixed) {
     epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
     if (epfd_ < 0) throw std::system_error(errno, std::generic_category(), "epoll_create1");
     wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -49,6 +49,7 @@ class EpollBackend final : public Backend {
   std::string describe() const override { return "epoll: readiness and retry; wake=eventfd; buffers: taken per read"; }
   BufferPool& buffers() noexcept override { return buffers_; }
   const Features& features() const noexcept override { return features_; }
+  FixedBuffers& fixed_buffers() noexcept override { return fixed_; }
 
   void submit(Operation& op) override {
     ++in_flight_;
@@ -220,6 +221,7 @@ class EpollBackend final : public Backend {
   }
 
   BufferPool buffers_;
+  FixedBuffers fixed_;
   Features features_;
   int epfd_ = -1;
   int wake_fd_ = -1;

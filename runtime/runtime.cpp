@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <csignal>
 #include <sys/resource.h>
 
 #include <cstring>
@@ -34,6 +35,13 @@ void pin_this_thread(int cpu) {
   }
 }
 
+// A write to a closed peer must be an EPIPE value, never the end of the process. Sends pass MSG_NOSIGNAL,
+// but WRITE_FIXED cannot; like Go's runtime, ignore SIGPIPE unless the application chose a handler.
+void ignore_sigpipe() noexcept {
+  struct sigaction old {};
+  if (::sigaction(SIGPIPE, nullptr, &old) == 0 && old.sa_handler == SIG_DFL) ::signal(SIGPIPE, SIG_IGN);
+}
+
 // As Go's runtime does: a server should hold tens of thousands of sockets without the user tuning ulimit.
 void raise_open_file_limit() noexcept {
   rlimit lim{};
@@ -47,6 +55,7 @@ void raise_open_file_limit() noexcept {
 
 Runtime::Runtime(RuntimeOptions options) : blocking_(std::make_unique<BlockingPool>(options.blocking_threads)) {
   raise_open_file_limit();
+  ignore_sigpipe();
   std::vector<int> cpus = options.cpus.empty() ? affinity_cpus() : options.cpus;
   unsigned n = options.reactors != 0 ? options.reactors : static_cast<unsigned>(cpus.size());
   if (n == 0) throw std::invalid_argument("corio: Runtime needs at least one reactor");

@@ -29,7 +29,8 @@ struct RuntimeOptions {
 
 class Runtime {
  public:
-  // Starts the reactors, after raising the soft RLIMIT_NOFILE to the hard limit. Throws std::system_error
+  // Starts the reactors, after raising the soft RLIMIT_NOFILE to the hard limit (and ignoring SIGPIPE if
+  // it has its default action). Throws std::system_error
   // naming what failed (ring setup, pinning).
   explicit Runtime(RuntimeOptions options = {});
   ~Runtime();

@@ -2,10 +2,13 @@
 #include <liburing.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -13,6 +16,7 @@
 
 #include "runtime/backend.hpp"
 #include "runtime/operation.hpp"
+#include "runtime/uring_flags.hpp"
 
 namespace corio {
 
@@ -73,6 +77,42 @@ class ProvidedBufferRing final : public BufferPool {
   std::uint16_t group_;
 };
 
+// FixedBuffers registered with the ring. A refusal (RLIMIT_MEMLOCK, most often) is reported once per
+// process with its fix, and the buffers stay usable as plain memory.
+class RegisteredBuffers final : public FixedBuffers {
+ public:
+  RegisteredBuffers(io_uring& ring, const FixedBufferOptions& options) : FixedBuffers(options), ring_(&ring) {
+    status_ = "registered on first use";
+  }
+  ~RegisteredBuffers() override {
+    if (registered_) io_uring_unregister_buffers(ring_);
+  }
+
+ private:
+  void register_memory(std::span<char> memory) override {
+    std::vector<iovec> iovs(options_.count);
+    for (std::uint32_t i = 0; i < options_.count; ++i) iovs[i] = {memory.data() + std::size_t{i} * options_.size, options_.size};
+    const std::string shape = std::to_string(options_.count) + " x " + std::to_string(options_.size) + " B";
+    int ret = io_uring_register_buffers(ring_, iovs.data(), options_.count);
+    if (ret == 0) {
+      registered_ = true;
+      status_ = "registered " + shape;
+      return;
+    }
+    status_ = "not registered: io_uring_register_buffers (" + shape + "): " + std::strerror(-ret);
+    if (ret == -ENOMEM) {
+      rlimit lim{};
+      ::getrlimit(RLIMIT_MEMLOCK, &lim);
+      status_ += "; RLIMIT_MEMLOCK is " +
+                 (lim.rlim_cur == RLIM_INFINITY ? std::string("unlimited") : std::to_string(lim.rlim_cur / 1024) + " KiB") +
+                 ": raise it (ulimit -l, systemd LimitMEMLOCK=) or register fewer buffers (FixedBufferOptions)";
+    }
+    static std::once_flag reported;
+    std::call_once(reported, [&] { std::fprintf(stderr, "corio: fixed buffers %s; using them unregistered\n", status_.c_str()); });
+  }
+  io_uring* ring_;
+};
+
 class UringBackend final : public Backend {
  public:
   explicit UringBackend(const BackendOptions& options) {
@@ -91,6 +131,7 @@ class UringBackend final : public Backend {
 
   ~UringBackend() override {
     buffers_.reset();  // unregisters from the ring
+    fixed_.reset();
     io_uring_queue_exit(&ring_);
     ::close(wake_fd_);
   }
@@ -104,11 +145,16 @@ class UringBackend final : public Backend {
     s += "; buffers: ";
     s += buffers_note_;
     s += features_.multishot_recv ? "; multishot recv" : "; multishot recv off";
+    s += "; fixed buffers ";
+    s += fixed_->status();
+    if (features_.send_zc) s += "; send_zc from " + std::to_string(features_.send_zc_threshold) + " B";
+    else s += "; send_zc off";
     return s;
   }
 
   BufferPool& buffers() noexcept override { return *buffers_; }
   const Features& features() const noexcept override { return features_; }
+  FixedBuffers& fixed_buffers() noexcept override { return *fixed_; }
 
   void submit(Operation& op) override {
     // A deadline is a linked timeout, which must land in the same submission as its operation.
@@ -257,6 +303,28 @@ class UringBackend final : public Backend {
     if (!buffers_) buffers_ = std::make_unique<BufferPool>(o.buffers);
     // Multishot receive (6.0) cannot be probed by opcode: RecvStream falls back on its first EINVAL.
     features_.multishot_recv = o.multishot_recv && buffers_->kernel_selects();
+    if (o.fixed_buffers) fixed_ = std::make_unique<RegisteredBuffers>(ring_, o.fixed);
+    else fixed_ = std::make_unique<FixedBuffers>(o.fixed);
+    features_.send_zc = o.send_zc && opcode_supported(IORING_OP_SEND_ZC);
+    features_.send_zc_report = features_.send_zc && send_zc_reports_usage();
+    features_.send_zc_threshold = o.send_zc_threshold;
+  }
+
+  // Usage reports (6.2) have no opcode to probe: a send_zc on no socket fails with EBADF where the flag is
+  // known and EINVAL where it is not. Runs before anything else is queued.
+  bool send_zc_reports_usage() {
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_send_zc(sqe, -1, nullptr, 0, 0, IORING_SEND_ZC_REPORT_USAGE);
+    io_uring_sqe_set_data64(sqe, kIgnored);
+    int res = -EINVAL;
+    for (bool more = true; more;) {
+      io_uring_cqe* cqe;
+      if (io_uring_submit_and_wait(&ring_, 1) < 0 || io_uring_peek_cqe(&ring_, &cqe) != 0) return false;
+      if (!(cqe->flags & IORING_CQE_F_NOTIF)) res = cqe->res;
+      more = (cqe->flags & IORING_CQE_F_MORE) != 0;
+      io_uring_cqe_seen(&ring_, cqe);
+    }
+    return res != -EINVAL;
   }
 
   bool opcode_supported(int opcode) {
@@ -319,6 +387,7 @@ class UringBackend final : public Backend {
 
   io_uring ring_{};
   std::unique_ptr<BufferPool> buffers_;
+  std::unique_ptr<FixedBuffers> fixed_;
   std::string buffers_note_;
   Features features_;
   const char* setup_names_ = "";
