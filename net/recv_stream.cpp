@@ -13,7 +13,9 @@ namespace corio::net {
 RecvStream::RecvStream(const TcpStream& stream)
     : stream_(&stream),
       pool_(&Reactor::current()->backend().buffers()),
-      multishot_(Reactor::current()->backend().features().multishot_recv) {}
+      multishot_(Reactor::current()->backend().features().multishot_recv) {
+  if (stream.is_open()) slot_ = Reactor::current()->backend().register_file(stream.fd());
+}
 
 RecvStream::~RecvStream() {
   retire();  // waits for the kernel's last completion; discard() returns buffers it carried
@@ -24,18 +26,20 @@ RecvStream::~RecvStream() {
     if (item.res > 0) pool_->give_back(item.buf);
   }
   if (held_ >= 0) pool_->give_back(static_cast<std::uint16_t>(held_));
+  if (slot_ >= 0) Reactor::current()->backend().unregister_file(slot_);
 }
 
 void RecvStream::prepare(io_uring_sqe& sqe) noexcept {
-  const int fd = stream_->fd();
+  const int fd = slot_ >= 0 ? slot_ : stream_->fd();
   if (!pool_->kernel_selects()) {
     io_uring_prep_recv(&sqe, fd, pool_->data(static_cast<std::uint16_t>(held_)), pool_->buffer_size(), 0);
-    return;
+  } else {
+    if (multishot_) io_uring_prep_recv_multishot(&sqe, fd, nullptr, 0, 0);
+    else io_uring_prep_recv(&sqe, fd, nullptr, 0, 0);  // length 0: the picked buffer's
+    sqe.flags |= IOSQE_BUFFER_SELECT;
+    sqe.buf_group = pool_->group();
   }
-  if (multishot_) io_uring_prep_recv_multishot(&sqe, fd, nullptr, 0, 0);
-  else io_uring_prep_recv(&sqe, fd, nullptr, 0, 0);  // length 0: the picked buffer's
-  sqe.flags |= IOSQE_BUFFER_SELECT;
-  sqe.buf_group = pool_->group();
+  if (slot_ >= 0) sqe.flags |= IOSQE_FIXED_FILE;
 }
 
 int RecvStream::perform() noexcept {

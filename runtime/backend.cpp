@@ -18,12 +18,13 @@ std::optional<BackendOptions::Kind> parse_backend_kind(std::string_view name) {
 }
 
 const char* const kFeatureNames =
-    "provided-buffers,multishot-recv,fixed-buffers,send-zc,single-issuer,defer-taskrun,coop-taskrun,msg-ring,"
+    "provided-buffers,multishot-recv,fixed-buffers,send-zc,fixed-files,single-issuer,defer-taskrun,coop-taskrun,msg-ring,"
     "register-ring-fd";
 
 bool switch_off(BackendOptions& o, std::string_view feature) {
   bool BackendOptions::*const fields[] = {&BackendOptions::provided_buffers, &BackendOptions::multishot_recv,
                                           &BackendOptions::fixed_buffers,    &BackendOptions::send_zc,
+                                          &BackendOptions::fixed_files,
                                           &BackendOptions::single_issuer,    &BackendOptions::defer_taskrun,
                                           &BackendOptions::coop_taskrun,     &BackendOptions::msg_ring,
                                           &BackendOptions::register_ring_fd};

@@ -36,6 +36,10 @@ struct BackendOptions {
   // write_all(). A connection whose sends the kernel reports as copied anyway (loopback) stops using it.
   bool send_zc = true;
   std::size_t send_zc_threshold = 64 * 1024;
+  // Registered files: a sparse table of this many slots; RecvStream registers its socket there so its
+  // receives skip the per-operation file lookup and reference count (IOSQE_FIXED_FILE).
+  bool fixed_files = true;
+  unsigned fixed_file_slots = 16384;
 };
 
 // What the running backend offers operations, after probing the kernel and applying the options. Each is
@@ -45,6 +49,7 @@ struct Features {
   bool send_zc = false;         // IORING_OP_SEND_ZC
   bool send_zc_report = false;  // IORING_SEND_ZC_REPORT_USAGE: the kernel says when it copied anyway
   std::size_t send_zc_threshold = 0;
+  bool fixed_files = false;     // register_file() gives slots
 };
 
 class Backend {
@@ -65,6 +70,10 @@ class Backend {
   virtual const Features& features() const noexcept = 0;
   // This reactor's registered buffers (plain memory where registration is unavailable).
   virtual FixedBuffers& fixed_buffers() noexcept = 0;
+  // Registers `fd` in this reactor's file table: the slot, used as the descriptor with IOSQE_FIXED_FILE,
+  // or -1 (no table, or full). Both calls are queued with the next submission, in order.
+  virtual int register_file(int fd) noexcept = 0;
+  virtual void unregister_file(int slot) noexcept = 0;
   // Operations submitted and not yet completed.
   virtual std::size_t in_flight() const noexcept = 0;
 
@@ -87,7 +96,7 @@ std::unique_ptr<Backend> make_uring_backend(const BackendOptions& options);  // 
 std::unique_ptr<Backend> make_epoll_backend(const BackendOptions& options);  // epoll_backend.cpp
 
 // Switches off one feature by name, to compare with and without it: provided-buffers, multishot-recv,
-// fixed-buffers, send-zc, single-issuer, defer-taskrun, coop-taskrun, msg-ring, register-ring-fd.
+// fixed-buffers, send-zc, fixed-files, single-issuer, defer-taskrun, coop-taskrun, msg-ring, register-ring-fd.
 // False for an unknown name.
 bool switch_off(BackendOptions& options, std::string_view feature);
 // The names switch_off() knows, comma-separated (for usage messages).

@@ -50,6 +50,8 @@ class EpollBackend final : public Backend {
   BufferPool& buffers() noexcept override { return buffers_; }
   const Features& features() const noexcept override { return features_; }
   FixedBuffers& fixed_buffers() noexcept override { return fixed_; }
+  int register_file(int) noexcept override { return -1; }
+  void unregister_file(int) noexcept override {}
 
   void submit(Operation& op) override {
     ++in_flight_;

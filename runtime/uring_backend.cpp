@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <deque>
 #include <vector>
 
 #include "runtime/backend.hpp"
@@ -149,12 +150,34 @@ class UringBackend final : public Backend {
     s += fixed_->status();
     if (features_.send_zc) s += "; send_zc from " + std::to_string(features_.send_zc_threshold) + " B";
     else s += "; send_zc off";
+    s += "; fixed files " + files_note_;
     return s;
   }
 
   BufferPool& buffers() noexcept override { return *buffers_; }
   const Features& features() const noexcept override { return features_; }
   FixedBuffers& fixed_buffers() noexcept override { return *fixed_; }
+
+  int register_file(int fd) noexcept override {
+    if (free_slots_.empty()) return -1;
+    // Oldest free slot first: a slot is reused long after the close that freed it was submitted.
+    const int slot = free_slots_.front();
+    free_slots_.pop_front();
+    slot_fds_[static_cast<std::size_t>(slot)] = fd;
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_files_update(sqe, &slot_fds_[static_cast<std::size_t>(slot)], 1, slot);
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    io_uring_sqe_set_data64(sqe, kIgnored);
+    return slot;
+  }
+
+  void unregister_file(int slot) noexcept override {
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_close_direct(sqe, static_cast<unsigned>(slot));
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    io_uring_sqe_set_data64(sqe, kIgnored);
+    free_slots_.push_back(slot);
+  }
 
   void submit(Operation& op) override {
     // A deadline is a linked timeout, which must land in the same submission as its operation.
@@ -308,6 +331,16 @@ class UringBackend final : public Backend {
     features_.send_zc = o.send_zc && opcode_supported(IORING_OP_SEND_ZC);
     features_.send_zc_report = features_.send_zc && send_zc_reports_usage();
     features_.send_zc_threshold = o.send_zc_threshold;
+    if (!o.fixed_files) {
+      files_note_ = "off (switched off)";
+    } else if (int ret = io_uring_register_files_sparse(&ring_, o.fixed_file_slots); ret < 0) {
+      files_note_ = std::string("off (io_uring_register_files_sparse: ") + std::strerror(-ret) + ")";
+    } else {
+      features_.fixed_files = true;
+      files_note_ = std::to_string(o.fixed_file_slots) + " slots";
+      slot_fds_.assign(o.fixed_file_slots, -1);
+      for (unsigned i = 0; i < o.fixed_file_slots; ++i) free_slots_.push_back(static_cast<int>(i));
+    }
   }
 
   // Usage reports (6.2) have no opcode to probe: a send_zc on no socket fails with EBADF where the flag is
@@ -388,6 +421,9 @@ class UringBackend final : public Backend {
   io_uring ring_{};
   std::unique_ptr<BufferPool> buffers_;
   std::unique_ptr<FixedBuffers> fixed_;
+  std::vector<int> slot_fds_;  // what each file-table update reads at submission
+  std::deque<int> free_slots_;
+  std::string files_note_;
   std::string buffers_note_;
   Features features_;
   const char* setup_names_ = "";

@@ -107,7 +107,16 @@ int main() {
     std::string chosen = rt.run([]() -> corio::task<std::string> {
       co_return corio::Reactor::current()->backend().describe();
     }());
-    std::printf("  backend           %s\n", chosen.c_str());
+    // One feature per line: "io_uring: FLAGS; wake=...; buffers: ...; ..." (each says why when off).
+    std::size_t start = 0;
+    const char* label = "  backend           ";
+    while (start <= chosen.size()) {
+      std::size_t end = chosen.find("; ", start);
+      if (end == std::string::npos) end = chosen.size();
+      std::printf("%s%s\n", label, chosen.substr(start, end - start).c_str());
+      label = "                    ";
+      start = end + 2;
+    }
   } catch (const std::exception& e) {
     std::printf("  backend           none: %s\n", e.what());
   }
@@ -115,7 +124,7 @@ int main() {
   rlimit mem{};
   ::getrlimit(RLIMIT_MEMLOCK, &mem);
   auto show = [](rlim_t v) { return v == RLIM_INFINITY ? std::string("unlimited") : std::to_string(v / 1024) + " KiB"; };
-  std::printf("\nRLIMIT_MEMLOCK      soft %s, hard %s (registered buffers need it on kernels before 5.12)\n",
+  std::printf("\nRLIMIT_MEMLOCK      soft %s, hard %s (registered buffers count against it without CAP_IPC_LOCK)\n",
               show(mem.rlim_cur).c_str(), show(mem.rlim_max).c_str());
   std::printf("RLIMIT_NOFILE       soft %s, hard %s (corio raises soft to hard at start)\n",
               std::to_string(files.rlim_cur).c_str(), std::to_string(files.rlim_max).c_str());

@@ -119,10 +119,11 @@ TEST(RecvStream, RingGrowsUnderPressure) {
   }
 }
 
-TEST(RecvStream, WorksWithProvidedBuffersAndMultishotSwitchedOff) {
+TEST(RecvStream, WorksWithEachFeatureSwitchedOff) {
   auto l = TcpListener::bind(Address::loopback_v4(0));
   ASSERT_TRUE(l);
-  for (BackendOptions o : {BackendOptions{.provided_buffers = false}, BackendOptions{.multishot_recv = false}}) {
+  for (BackendOptions o : {BackendOptions{.provided_buffers = false}, BackendOptions{.multishot_recv = false},
+                           BackendOptions{.fixed_files = false}}) {
     Runtime rt({.reactors = 1, .backend = o});
     Received r = rt.run(transfer(*l, 200'000, 3));
     EXPECT_EQ(r.data, pattern(200'000));
@@ -243,6 +244,29 @@ TEST(RecvStream, DestroyingItReturnsQueuedBuffers) {
   }());
   EXPECT_TRUE(got_some);
   EXPECT_EQ(lent, 0u);
+}
+
+// The stream's file-table slot is released with it: closing the socket afterwards reaches the peer.
+TEST(RecvStream, ClosingAfterTheStreamEndsTheConnection) {
+  auto l = TcpListener::bind(Address::loopback_v4(0));
+  ASSERT_TRUE(l);
+  Runtime rt({.reactors = 1});
+  auto [echoed, eof] = rt.run([&]() -> task<std::pair<bool, bool>> {
+    Pair p = co_await connected(*l);
+    bool echoed = false;
+    {
+      RecvStream rx(p.server);
+      (void)co_await p.client.write_all(std::string_view("hi"));
+      auto chunk = co_await rx.next(Clock::now() + 2s);
+      echoed = chunk && chunk->size() == 2;
+    }
+    p.server.close();
+    char c;
+    auto r = co_await p.client.read_some(std::span(&c, 1)).timeout(2s);
+    co_return std::pair{echoed, r && *r == 0};
+  }());
+  EXPECT_TRUE(echoed);
+  EXPECT_TRUE(eof);
 }
 
 TEST(RecvStream, EndOfStreamRepeats) {
