@@ -45,7 +45,8 @@ class FixedBuffer {
 
 class FixedBuffers {
  public:
-  explicit FixedBuffers(const FixedBufferOptions& options) : options_(options) {}
+  explicit FixedBuffers(const FixedBufferOptions& options, std::string status = "not registered")
+      : options_(options), status_(std::move(status)) {}
   virtual ~FixedBuffers() = default;
   FixedBuffers(const FixedBuffers&) = delete;
   FixedBuffers& operator=(const FixedBuffers&) = delete;
@@ -61,7 +62,7 @@ class FixedBuffers {
   virtual void register_memory(std::span<char> memory) { (void)memory; }
   FixedBufferOptions options_;
   bool registered_ = false;
-  std::string status_ = "not registered (this backend has no registered buffers)";
+  std::string status_;
 
  private:
   friend class FixedBuffer;

@@ -82,9 +82,8 @@ class ProvidedBufferRing final : public BufferPool {
 // process with its fix, and the buffers stay usable as plain memory.
 class RegisteredBuffers final : public FixedBuffers {
  public:
-  RegisteredBuffers(io_uring& ring, const FixedBufferOptions& options) : FixedBuffers(options), ring_(&ring) {
-    status_ = "registered on first use";
-  }
+  RegisteredBuffers(io_uring& ring, const FixedBufferOptions& options)
+      : FixedBuffers(options, "registered on first use"), ring_(&ring) {}
   ~RegisteredBuffers() override {
     if (registered_) io_uring_unregister_buffers(ring_);
   }
@@ -327,7 +326,7 @@ class UringBackend final : public Backend {
     // Multishot receive (6.0) cannot be probed by opcode: RecvStream falls back on its first EINVAL.
     features_.multishot_recv = o.multishot_recv && buffers_->kernel_selects();
     if (o.fixed_buffers) fixed_ = std::make_unique<RegisteredBuffers>(ring_, o.fixed);
-    else fixed_ = std::make_unique<FixedBuffers>(o.fixed);
+    else fixed_ = std::make_unique<FixedBuffers>(o.fixed, "not registered (switched off)");
     features_.send_zc = o.send_zc && opcode_supported(IORING_OP_SEND_ZC);
     features_.send_zc_report = features_.send_zc && send_zc_reports_usage();
     features_.send_zc_threshold = o.send_zc_threshold;

@@ -118,12 +118,19 @@ TEST(Backend, TakesTheBestSetupFlagsTheKernelAccepts) {
 }
 
 TEST(Backend, EveryFeatureCanBeSwitchedOff) {
-  Runtime rt({.reactors = 2,
-              .backend = {.kind = kUring,
-                          .single_issuer = false, .defer_taskrun = false, .coop_taskrun = false, .msg_ring = false,
-                          .register_ring_fd = false}});
+  BackendOptions options{.kind = kUring};
+  std::string_view names = kFeatureNames;
+  while (!names.empty()) {
+    std::string_view name = names.substr(0, names.find(','));
+    EXPECT_TRUE(switch_off(options, name)) << name;
+    names.remove_prefix(std::min(names.size(), name.size() + 1));
+  }
+  EXPECT_FALSE(switch_off(options, "warp-drive"));
+  Runtime rt({.reactors = 2, .backend = options});
   std::string chosen = rt.run([]() -> task<std::string> { co_return Reactor::current()->backend().describe(); }());
-  EXPECT_EQ(chosen, "io_uring: no setup flags; wake=eventfd");
+  EXPECT_EQ(chosen,
+            "io_uring: no setup flags; wake=eventfd; buffers: taken per read (provided buffers switched off); "
+            "multishot recv off; fixed buffers not registered (switched off); send_zc off; fixed files off (switched off)");
   int v = rt.run([]() -> task<int> {
     co_await nop();
     co_return co_await submit_to(1, [] { return 5; });
