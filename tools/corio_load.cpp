@@ -263,7 +263,7 @@ task<void> reactor_share(const Plan& plan, unsigned first, Stats& st) {
     ++running;
     spawn(one(plan, id, st, running));
   }
-  while (running > 0) co_await sleep_for(5ms);
+  while (running > 0) co_await sleep_for(5ms);  // NOLINT(bugprone-infinite-loop): the tasks decrement it
 }
 
 std::string us(std::uint64_t ns) {
@@ -388,7 +388,7 @@ int main(int argc, char** argv) {
       for (unsigned r = 0; r < f.reactors; ++r) spawn(drive(plan, r, stats[r], pending));
       std::uint64_t last = 0;
       Clock::time_point tick = Clock::now();
-      while (pending > 0) {
+      while (pending > 0) {  // NOLINT(bugprone-infinite-loop): drive() decrements it
         co_await sleep_for(live ? 1s : 20ms);
         if (!live) continue;
         const std::uint64_t now_requests = progress.requests.load(std::memory_order_relaxed);
