@@ -148,18 +148,22 @@ void RecvStream::cancel_on_home() noexcept {
 }
 
 void RecvStream::push(Item item) {
-  if (count_ < kMaxQueued) ring_[(head_ + count_) % kMaxQueued] = item;
-  else spill_.push_back(item);
+  if (count_ < kMaxQueued) {
+    ring_[(head_ + count_) % kMaxQueued] = item;
+  } else {
+    if (!spill_) spill_ = std::make_unique<std::vector<Item>>();
+    spill_->push_back(item);
+  }
   ++count_;
 }
 
 RecvStream::Item RecvStream::pop() noexcept {
   Item item = ring_[head_];
-  head_ = (head_ + 1) % kMaxQueued;
+  head_ = static_cast<std::uint16_t>((head_ + 1) % kMaxQueued);
   --count_;
-  if (!spill_.empty()) {  // the ring had kMaxQueued: refill its freed slot from the spill, in order
-    ring_[(head_ + kMaxQueued - 1) % kMaxQueued] = spill_.front();
-    spill_.erase(spill_.begin());
+  if (spill_ && !spill_->empty()) {  // the ring had kMaxQueued: refill its freed slot from the spill, in order
+    ring_[(head_ + kMaxQueued - 1) % kMaxQueued] = spill_->front();
+    spill_->erase(spill_->begin());
   }
   return item;
 }

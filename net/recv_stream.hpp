@@ -17,6 +17,7 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "net/error.hpp"
@@ -80,12 +81,11 @@ class RecvStream final : public Operation, private TimerEntry, private BufferWai
 
   const TcpStream* stream_;
   BufferPool* pool_;
-  std::coroutine_handle<> waiter_;
   // Arrivals not yet read: a small ring in place (no allocation per connection), spilling rarely.
   std::array<Item, kMaxQueued> ring_{};
-  std::vector<Item> spill_;
-  std::uint32_t head_ = 0;
-  std::uint32_t count_ = 0;
+  std::unique_ptr<std::vector<Item>> spill_;  // rarely needed: a pointer, not a vector, per connection
+  std::uint16_t head_ = 0;
+  std::uint16_t count_ = 0;
   int held_ = -1;     // buffer taken for a read we issue ourselves
   int slot_ = -1;     // the socket in the reactor's file table (io_uring), while this stream lives
   int end_res_ = 1;   // once <= 0: the stream ended (0) or failed (-errno); next() repeats it

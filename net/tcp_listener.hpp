@@ -82,7 +82,6 @@ class AcceptStream final : public Operation {
 
   const TcpListener* listener_;
   std::deque<int> queue_;  // accepted descriptors, or -errno
-  std::coroutine_handle<> waiter_;
   bool armed_ = false;
   bool multishot_;
 };

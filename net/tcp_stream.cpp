@@ -54,36 +54,47 @@ Result<std::size_t> RecvImpl::await_resume() const {
 
 void SendImpl::prepare(io_uring_sqe& sqe) noexcept {
   const int fd = stream->fd();
+  std::span<const char> rest = buf.subspan(done);
   if (mode.zero_copy) {
-    io_uring_prep_send_zc(&sqe, fd, buf.data(), buf.size(), MSG_NOSIGNAL, mode.report_usage ? IORING_SEND_ZC_REPORT_USAGE : 0);
+    io_uring_prep_send_zc(&sqe, fd, rest.data(), rest.size(), MSG_NOSIGNAL, mode.report_usage ? IORING_SEND_ZC_REPORT_USAGE : 0);
     if (mode.fixed_index >= 0) {
       sqe.ioprio |= IORING_RECVSEND_FIXED_BUF;
       sqe.buf_index = static_cast<std::uint16_t>(mode.fixed_index);
     }
   } else if (mode.fixed_index >= 0) {
     // WRITE_FIXED has no MSG_NOSIGNAL: the Runtime ignores SIGPIPE, so a closed peer is an EPIPE value.
-    io_uring_prep_write_fixed(&sqe, fd, buf.data(), buf.size(), 0, mode.fixed_index);
+    io_uring_prep_write_fixed(&sqe, fd, rest.data(), rest.size(), 0, mode.fixed_index);
   } else {
-    io_uring_prep_send(&sqe, fd, buf.data(), buf.size(), MSG_NOSIGNAL);
+    io_uring_prep_send(&sqe, fd, rest.data(), rest.size(), MSG_NOSIGNAL);
   }
 }
 
 void SendImpl::complete(int res, std::uint32_t flags) noexcept {
   if (flags & IORING_CQE_F_NOTIF) {  // the kernel is done with the buffer: now the send has ended
     if (static_cast<std::uint32_t>(res) & IORING_NOTIF_USAGE_ZC_COPIED) stream->note_zero_copy_copied();
-    Operation::complete(sent, 0);
+    res = sent;
+    flags = 0;
+  } else if (flags & IORING_CQE_F_MORE) {  // a zero-copy send's result; its notification follows
+    sent = res;
     return;
   }
-  if (flags & IORING_CQE_F_MORE) {  // a zero-copy send's result; its notification follows
-    sent = res;
+  if (all && res > 0 && done + static_cast<std::size_t>(res) < buf.size() && !cancel_requested()) {
+    done += static_cast<std::size_t>(res);  // short send: the rest goes in another round
+    mode.zero_copy = mode.zero_copy && !stream->zero_copy_copied();
+    submit_on_current_reactor();
     return;
   }
   Operation::complete(res, flags);
 }
 
 int SendImpl::perform() noexcept {
-  ssize_t n = ::send(stream->fd(), buf.data(), buf.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-  return n >= 0 ? static_cast<int>(n) : -errno;
+  for (;;) {
+    std::span<const char> rest = buf.subspan(done);
+    ssize_t n = ::send(stream->fd(), rest.data(), rest.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n < 0) return -errno;  // EAGAIN: wait for room; what was sent stays counted in done
+    if (!all || static_cast<std::size_t>(n) == rest.size()) return static_cast<int>(n);
+    done += static_cast<std::size_t>(n);
+  }
 }
 
 Readiness SendImpl::readiness() const noexcept { return {stream->fd(), EPOLLOUT}; }
@@ -91,6 +102,11 @@ Readiness SendImpl::readiness() const noexcept { return {stream->fd(), EPOLLOUT}
 Result<std::size_t> SendImpl::await_resume() const {
   if (result() < 0) return make_error(result(), "write to " + stream->peer().to_string());
   return static_cast<std::size_t>(result());
+}
+
+Result<void> SendAllImpl::await_resume() const {
+  if (result() < 0) return make_error(result(), "write to " + stream->peer().to_string());
+  return {};
 }
 
 TcpStream& TcpStream::operator=(TcpStream&& o) noexcept {
@@ -136,18 +152,6 @@ SendMode TcpStream::send_mode(std::size_t size, int fixed_index) const noexcept 
 Op<SendImpl> TcpStream::write_fixed(const FixedBuffer& b, std::size_t len) const noexcept {
   std::span<const char> data = b.bytes().first(std::min(len, b.bytes().size()));
   return Op<SendImpl>(*this, data, send_mode(data.size(), b.index()));
-}
-
-task<Result<void>> TcpStream::write_all(std::span<const char> buf, Clock::time_point deadline) const {
-  std::size_t sent = 0;
-  while (sent < buf.size()) {
-    std::span<const char> rest = buf.subspan(sent);
-    Op<SendImpl> op(*this, rest, send_mode(rest.size(), -1));
-    auto r = co_await op.deadline(deadline);
-    if (!r) co_return r.error();
-    sent += *r;
-  }
-  co_return Result<void>{};
 }
 
 Result<void> TcpStream::shutdown_write() const {

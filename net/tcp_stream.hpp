@@ -53,7 +53,19 @@ struct SendImpl : Operation {
   const TcpStream* stream;
   std::span<const char> buf;
   SendMode mode;
-  int sent = 0;  // a zero-copy send's result, held until its notification
+  int sent = 0;           // a zero-copy send's result, held until its notification
+  bool all = false;       // SendAllImpl: re-issue after a short send until every byte is out
+  std::size_t done = 0;   // bytes sent by earlier rounds (all)
+};
+
+// write_all(): one operation that re-issues itself after short sends (no task frame per write).
+struct SendAllImpl : SendImpl {
+  SendAllImpl(const TcpStream& s, std::span<const char> buf, SendMode mode, Clock::time_point until) noexcept
+      : SendImpl(s, buf, mode) {
+    all = true;
+    deadline_ = until;
+  }
+  Result<void> await_resume() const;
 };
 
 class TcpStream {
@@ -86,7 +98,9 @@ class TcpStream {
   Op<SendImpl> write_fixed(const FixedBuffer& b, std::size_t len) const noexcept;
   // Writes all of `buf`, across short writes; zero-copy sends for the parts of at least send_zc_threshold
   // bytes where the kernel has them (until the kernel reports it copies anyway, as it does on loopback).
-  task<Result<void>> write_all(std::span<const char> buf, Clock::time_point deadline = Clock::time_point::max()) const;
+  Op<SendAllImpl> write_all(std::span<const char> buf, Clock::time_point deadline = Clock::time_point::max()) const noexcept {
+    return Op<SendAllImpl>(*this, buf, send_mode(buf.size(), -1), deadline);
+  }
 
   // Half-close: no more writes from this side (the peer reads end of stream); reads go on.
   Result<void> shutdown_write() const;

@@ -63,8 +63,6 @@ class Operation : public CancelHook {
   virtual void complete(int res, std::uint32_t flags) noexcept;
   bool has_deadline() const noexcept { return deadline_ != Clock::time_point::max(); }
   Clock::time_point deadline() const noexcept { return deadline_; }
-  // Storage for the backend's form of the deadline: it must outlive the submission.
-  std::array<std::int64_t, 2>& deadline_storage() noexcept { return deadline_storage_; }
   int result() const noexcept { return res_; }
   std::uint32_t result_flags() const noexcept { return flags_; }
 
@@ -78,11 +76,14 @@ class Operation : public CancelHook {
   // as in flight until settled(), so that retire() waits for the kernel.
   void submit_on_current_reactor();
   void settled() noexcept { state_ = State::done; }
+  bool cancel_requested() const noexcept { return cancel_requested_; }
   Reactor& reactor() const noexcept { return *reactor_; }
 
   Clock::time_point deadline_ = Clock::time_point::max();
-  std::stop_token own_token_;
   const std::stop_token* token_ = nullptr;
+  // Who awaits: resumed on completion. Multishot operations, which complete many times, use it as they
+  // see fit.
+  std::coroutine_handle<> waiter_;
 
  private:
   bool start(std::coroutine_handle<> waiter);
@@ -91,12 +92,10 @@ class Operation : public CancelHook {
 
   enum class State : std::uint8_t { idle, in_flight, done };
   Reactor* reactor_ = nullptr;
-  std::coroutine_handle<> waiter_;
   int res_ = 0;
   std::uint32_t flags_ = 0;
   State state_ = State::idle;
   bool cancel_requested_ = false;
-  std::array<std::int64_t, 2> deadline_storage_{};
 };
 
 // The awaitable form of an operation: co_await Op<Impl>(args...). Being the most derived class, it can
@@ -120,8 +119,8 @@ class Op final : public Impl {
   Ref timeout(Clock::duration d) noexcept { return deadline(Clock::now() + d); }
   // Cancels the operation (-ECANCELED) when `token` is stopped, instead of the task's ambient token.
   Ref stop_token(std::stop_token token) noexcept {
-    this->own_token_ = std::move(token);
-    this->token_ = &this->own_token_;
+    own_token_ = std::move(token);
+    this->token_ = &own_token_;
     return Ref(*this);
   }
 
@@ -143,6 +142,9 @@ class Op final : public Impl {
    private:
     Op* op_;
   };
+
+ private:
+  std::stop_token own_token_;  // set by .stop_token(): here, not in every Operation
 };
 
 }  // namespace corio

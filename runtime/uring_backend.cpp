@@ -126,6 +126,7 @@ class UringBackend final : public Backend {
     if (options.register_ring_fd && io_uring_register_ring_fd(&ring_) == 1) ring_fd_registered_ = true;
     msg_ring_ = options.msg_ring && opcode_supported(IORING_OP_MSG_RING);
     setup_buffers(options);
+    timespecs_.resize(*ring_.sq.kring_entries);
     arm_eventfd();
   }
 
@@ -187,13 +188,14 @@ class UringBackend final : public Backend {
     ++in_flight_;
     if (!op.has_deadline()) return;
     sqe->flags |= IOSQE_IO_LINK;
-    auto& ts_storage = op.deadline_storage();
-    auto ns = op.deadline().time_since_epoch().count();
-    ts_storage = {ns / 1'000'000'000, ns % 1'000'000'000};
-    static_assert(sizeof(__kernel_timespec) == sizeof(ts_storage));
     io_uring_sqe* timeout = next_sqe();
+    // The kernel reads the timespec when it takes the SQE: one stored per SQ slot lives long enough, and
+    // no operation has to carry one.
+    __kernel_timespec& ts = timespecs_[static_cast<std::size_t>(timeout - ring_.sq.sqes)];
+    const auto ns = op.deadline().time_since_epoch().count();
+    ts = {ns / 1'000'000'000, ns % 1'000'000'000};
     // steady_clock is CLOCK_MONOTONIC, the clock an absolute io_uring timeout is measured on by default.
-    io_uring_prep_link_timeout(timeout, reinterpret_cast<__kernel_timespec*>(ts_storage.data()), IORING_TIMEOUT_ABS);
+    io_uring_prep_link_timeout(timeout, &ts, IORING_TIMEOUT_ABS);
     io_uring_sqe_set_data64(timeout, kIgnored);
   }
 
@@ -420,6 +422,7 @@ class UringBackend final : public Backend {
   io_uring ring_{};
   std::unique_ptr<BufferPool> buffers_;
   std::unique_ptr<FixedBuffers> fixed_;
+  std::vector<__kernel_timespec> timespecs_;  // link timeouts' deadlines, one per SQ slot
   std::vector<int> slot_fds_;  // what each file-table update reads at submission
   std::deque<int> free_slots_;
   std::string files_note_;
