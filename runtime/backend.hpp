@@ -21,6 +21,9 @@ struct BackendOptions {
   enum class Kind { automatic, uring, epoll };
   Kind kind = Kind::automatic;
   unsigned ring_entries = 256;
+  // Completion queue size: room for a burst from every connection (each multishot receive and send can
+  // post), so that completions never take the kernel's overflow path, which also ends multishot requests.
+  unsigned cq_entries = 16384;
   bool single_issuer = true;   // IORING_SETUP_SINGLE_ISSUER
   bool defer_taskrun = true;   // IORING_SETUP_DEFER_TASKRUN (needs single_issuer)
   bool coop_taskrun = true;    // IORING_SETUP_COOP_TASKRUN

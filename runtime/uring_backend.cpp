@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -300,7 +301,7 @@ class UringBackend final : public Backend {
     for (const SetupTrial& t : trials) {
       io_uring_params p{};
       p.flags = t.flags | cq;
-      p.cq_entries = o.ring_entries * 4;
+      p.cq_entries = std::max(o.cq_entries, o.ring_entries * 2);
       last = io_uring_queue_init_params(o.ring_entries, &ring_, &p);
       if (last == 0) {
         setup_names_ = t.names;
