@@ -1,3 +1,4 @@
+#include <algorithm>
 #include "examples/server_main.hpp"
 
 #include "examples/flags.hpp"
@@ -21,14 +22,17 @@ namespace corio::examples {
 
 namespace {
 
-std::optional<ServerFlags> parse_flags(int argc, char** argv, const char* name, bool with_frames) {
+std::optional<ServerFlags> parse_flags(int argc, char** argv, const char* name, bool with_frames,
+                                       const std::vector<std::string>& extra) {
   ServerFlags f;
   auto usage = [&] {
+    std::string own;
+    for (const std::string& e : extra) own += " [" + e + " VALUE]";
     std::fprintf(stderr,
                  "usage: %s [--listen ADDR] [--reactors N] [--max-conns N] [--idle-timeout SECONDS]\n"
-                 "       [--drain-timeout SECONDS] [--backend uring|epoll] [--disable FEATURE,...]%s\n"
+                 "       [--drain-timeout SECONDS] [--backend uring|epoll] [--disable FEATURE,...]%s%s\n"
                  "features: %s\n",
-                 name, with_frames ? " [--max-frame BYTES]" : "", kFeatureNames);
+                 name, with_frames ? " [--max-frame BYTES]" : "", own.c_str(), kFeatureNames);
     return std::nullopt;
   };
   for (int i = 1; i < argc; ++i) {
@@ -45,6 +49,7 @@ std::optional<ServerFlags> parse_flags(int argc, char** argv, const char* name, 
     else if (flag == "--idle-timeout") ok = parse_number(value, 86400, n), f.idle_timeout = std::chrono::seconds(n);
     else if (flag == "--drain-timeout") ok = parse_number(value, 3600, n), f.drain_timeout = std::chrono::seconds(n);
     else if (with_frames && flag == "--max-frame") ok = parse_number(value, 1ul << 30, n), f.max_frame = static_cast<std::uint32_t>(n);
+    else if (std::find(extra.begin(), extra.end(), flag) != extra.end()) f.extra[flag] = value;
     else return usage();
     if (!ok) {
       std::fprintf(stderr, "%s: %s: not a valid value: \"%s\"\n", name, flag.c_str(), value);
@@ -64,8 +69,8 @@ task<int> next_signal(int sigfd) {
 }  // namespace
 
 int run_server(int argc, char** argv, const char* name, bool with_frames,
-               const std::function<Handler(const ServerFlags&)>& make_handler) {
-  auto flags = parse_flags(argc, argv, name, with_frames);
+               const std::function<Handler(const ServerFlags&)>& make_handler, const std::vector<std::string>& extra) {
+  auto flags = parse_flags(argc, argv, name, with_frames, extra);
   if (!flags) return 2;
   auto addr = net::Address::parse(flags->listen);
   if (!addr) {

@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <vector>
 #include <string>
 
 #include "net/tcp_stream.hpp"
@@ -21,14 +23,17 @@ struct ServerFlags {
   std::chrono::seconds drain_timeout{5};
   std::uint32_t max_frame = 16u << 20;            // frame-server only
   BackendOptions backend;                         // --backend uring|epoll, --disable FEATURES
+  std::map<std::string, std::string> extra;       // an example's own flags, by name ("--cert")
 };
 
 using Handler = std::function<task<void>(net::TcpStream)>;
 
-// Parses the flags (`--max-frame` only when `with_frames`), starts the server, prints
-// "listening on HOST:PORT", serves until SIGINT/SIGTERM, drains, prints its counters to stderr.
-// Returns the process exit code.
+// Parses the flags (`--max-frame` only when `with_frames`; `extra` names an example's own flags, which
+// land in ServerFlags::extra), starts the server, prints "listening on HOST:PORT", serves until
+// SIGINT/SIGTERM, drains, prints its counters to stderr. make_handler may throw to refuse its flags (the
+// message is printed, exit 1). Returns the process exit code.
 int run_server(int argc, char** argv, const char* name, bool with_frames,
-               const std::function<Handler(const ServerFlags&)>& make_handler);
+               const std::function<Handler(const ServerFlags&)>& make_handler,
+               const std::vector<std::string>& extra = {});
 
 }  // namespace corio::examples

@@ -16,6 +16,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,7 @@
 #include "net/tcp_stream.hpp"
 #include "runtime/runtime.hpp"
 #include "runtime/time.hpp"
+#include "tls/stream.hpp"
 #include "tools/http_response.hpp"
 #include "tools/latency_histogram.hpp"
 
@@ -47,6 +49,10 @@ struct Flags {
   unsigned reactors = 1;
   std::string path = "/";
   bool json = false;
+  bool tls = false;        // --tls: TLS over each connection (closed loop only)
+  std::string tls_ca;      // --tls-ca: verify the server against this bundle (else no verification)
+  std::string tls_name;    // --tls-name: SNI and the name the certificate must carry
+  std::string alpn;        // --alpn h2,http/1.1
   BackendOptions backend;
 };
 
@@ -68,6 +74,7 @@ struct Progress {
 
 struct Plan {
   const Flags* flags;
+  const tls::Context* tls = nullptr;
   net::Address target;
   Clock::time_point start;     // warm-up begins
   Clock::time_point measured;  // measurement begins
@@ -177,11 +184,79 @@ task<void> paced_sender(const Plan& plan, const net::TcpStream& conn, const Exch
   pace.done = true;
 }
 
+// Records the replies `done` completed (sent_at holds their send times, oldest first).
+void record(const Plan& plan, Stats& st, std::deque<Clock::time_point>& sent_at, int done, Clock::time_point now) {
+  const bool measuring = now >= plan.measured;
+  for (int i = 0; i < done && !sent_at.empty(); ++i) {
+    if (measuring && sent_at.front() >= plan.measured) {
+      st.latency.record(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - sent_at.front()).count()));
+      ++st.requests;
+    }
+    sent_at.pop_front();
+  }
+  plan.progress->requests.fetch_add(static_cast<std::uint64_t>(done), std::memory_order_relaxed);
+}
+
+// --tls: the closed loop over a tls::Stream (records are decrypted into a buffer, then checked).
+task<void> tls_connection(const Plan& plan, net::TcpStream tcp, Stats& st) {
+  const Flags& f = *plan.flags;
+  auto s = co_await tls::Stream::connect(*plan.tls, std::move(tcp), f.tls_name, Clock::now() + 5s);
+  if (!s) {
+    count_error(st, plan, "tls handshake");
+    co_return;
+  }
+  Exchange ex(plan);
+  std::deque<Clock::time_point> sent_at;
+  std::string out;
+  std::uint64_t next = 0;
+  for (; next < f.pipeline; ++next) {
+    ex.append_request(next, out);
+    sent_at.push_back(Clock::now());
+  }
+  std::vector<char> buf(std::size_t{16} * 1024);
+  if (!co_await s->write_all(out, Clock::now() + 5s)) {
+    count_error(st, plan, "tls write");
+    co_return;
+  }
+  while (!sent_at.empty()) {
+    auto n = co_await s->read_some(buf, plan.end + 2s);
+    if (!n || *n == 0) {
+      count_error(st, plan, n ? "closed by server" : "tls read: " + reason(n.error()));
+      co_return;
+    }
+    const Clock::time_point now = Clock::now();
+    if (now >= plan.measured) st.bytes += *n;
+    int done = ex.feed(std::span(buf).first(*n));
+    if (done < 0) {
+      count_error(st, plan, ex.error().substr(0, ex.error().find(':')));
+      st.verify_failed = true;
+      co_return;
+    }
+    record(plan, st, sent_at, done, now);
+    if (now >= plan.end || done == 0) continue;
+    out.clear();
+    for (int i = 0; i < done; ++i, ++next) {
+      ex.append_request(next, out);
+      sent_at.push_back(now);
+    }
+    if (!co_await s->write_all(out, Clock::now() + 5s)) {
+      count_error(st, plan, "tls write");
+      co_return;
+    }
+  }
+  st.non_2xx += ex.non_2xx();
+  (void)co_await s->shutdown(Clock::now() + 1s);
+}
+
 task<void> connection(const Plan& plan, unsigned id, Stats& st) {
   const Flags& f = *plan.flags;
   auto conn = co_await net::TcpStream::connect(plan.target, 3s, {.nodelay = true});
   if (!conn) {
     count_error(st, plan, "connect: " + reason(conn.error()));
+    co_return;
+  }
+  if (plan.tls != nullptr) {
+    co_await tls_connection(plan, std::move(*conn), st);
     co_return;
   }
   Exchange ex(plan);
@@ -228,14 +303,7 @@ task<void> connection(const Plan& plan, unsigned id, Stats& st) {
       st.verify_failed = true;
       break;
     }
-    for (int i = 0; i < done && !sent_at.empty(); ++i) {
-      if (measuring && sent_at.front() >= plan.measured) {
-        st.latency.record(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - sent_at.front()).count()));
-        ++st.requests;
-      }
-      sent_at.pop_front();
-    }
-    plan.progress->requests.fetch_add(static_cast<std::uint64_t>(done), std::memory_order_relaxed);
+    record(plan, st, sent_at, done, now);
     if (paced || now >= plan.end || done == 0) continue;
     out.clear();
     for (int i = 0; i < done; ++i, ++next) {
@@ -311,7 +379,8 @@ int usage() {
   std::fprintf(stderr,
                "usage: corio-load [--target ADDR] [--mode echo|frame|http] [--conns N] [--size BYTES]\n"
                "                  [--duration S] [--warmup S] [--pipeline N] [--rate REQ_PER_S] [--reactors N]\n"
-               "                  [--path /P] [--backend uring|epoll] [--disable FEATURE,...] [--json]\n");
+               "                  [--path /P] [--backend uring|epoll] [--disable FEATURE,...] [--json]\n"
+               "                  [--tls [--tls-ca FILE] [--tls-name NAME] [--alpn P1,P2]]\n");
   return 2;
 }
 
@@ -333,8 +402,8 @@ int main(int argc, char** argv) {
   Flags f;
   for (int i = 1; i < argc; ++i) {
     std::string flag = argv[i];
-    if (flag == "--json") {
-      f.json = true;
+    if (flag == "--json" || flag == "--tls") {
+      (flag == "--json" ? f.json : f.tls) = true;
       continue;
     }
     if (i + 1 >= argc) return usage();
@@ -356,6 +425,9 @@ int main(int argc, char** argv) {
     else if (flag == "--path") ok = v[0] == '/', f.path = v;
     else if (flag == "--backend") ok = examples::parse_backend(v, f.backend.kind);
     else if (flag == "--disable") ok = examples::parse_disable(v, f.backend);
+    else if (flag == "--tls-ca") f.tls_ca = v;
+    else if (flag == "--tls-name") f.tls_name = v;
+    else if (flag == "--alpn") f.alpn = v;
     else return usage();
     if (!ok) {
       std::fprintf(stderr, "corio-load: %s: not a valid value: \"%s\"\n", flag.c_str(), v);
@@ -367,10 +439,29 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "corio-load: --target: %s\n", target.error().message().c_str());
     return 2;
   }
+  if (f.tls && f.rate > 0) {
+    std::fprintf(stderr, "corio-load: --rate with --tls is not supported (closed loop only)\n");
+    return 2;
+  }
+  std::optional<tls::Context> tls_ctx;
+  if (f.tls) {
+    std::vector<std::string> alpn;
+    for (std::size_t at = 0; at < f.alpn.size();) {
+      std::size_t end = std::min(f.alpn.find(',', at), f.alpn.size());
+      alpn.push_back(f.alpn.substr(at, end - at));
+      at = end + 1;
+    }
+    auto c = tls::Context::client({.ca_file = f.tls_ca, .verify_peer = !f.tls_ca.empty(), .alpn = alpn});
+    if (!c) {
+      std::fprintf(stderr, "corio-load: %s\n", c.error().message().c_str());
+      return 2;
+    }
+    tls_ctx.emplace(std::move(*c));
+  }
   f.reactors = std::min(f.reactors, f.conns);
   Progress progress;
   std::vector<Stats> stats(f.reactors);
-  Plan plan{.flags = &f, .target = *target, .progress = &progress};
+  Plan plan{.flags = &f, .tls = tls_ctx ? &*tls_ctx : nullptr, .target = *target, .progress = &progress};
   plan.pattern.resize(f.size + 256);
   for (std::size_t i = 0; i < plan.pattern.size(); ++i) plan.pattern[i] = static_cast<char>(i & 0xff);
   try {

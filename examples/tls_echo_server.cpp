@@ -1,0 +1,67 @@
+// tls-echo-server: echo-server over TLS (OpenSSL 3 through corio's tls::Stream).
+//   tls-echo-server --cert server.pem --key server.key [--key-password P] [--alpn h2,http/1.1]
+//                   [--ticket-keys FILE] [--client-ca ca.pem] [echo-server flags]
+// A handshake that fails (plaintext, a wrong certificate, no common protocol or cipher) is reported on
+// stderr with its reason and closes that connection only. --client-ca requires client certificates.
+#include <cstdio>
+#include <memory>
+#include <stdexcept>
+
+#include "examples/server_main.hpp"
+#include "tls/stream.hpp"
+
+using corio::Clock;
+using corio::task;
+using corio::net::TcpStream;
+
+namespace {
+
+std::vector<std::string> split(const std::string& list) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= list.size() && !list.empty()) {
+    std::size_t end = list.find(',', start);
+    if (end == std::string::npos) end = list.size();
+    if (end > start) out.push_back(list.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::vector<std::string> own = {"--cert", "--key", "--key-password", "--alpn", "--ticket-keys", "--client-ca"};
+  return corio::examples::run_server(argc, argv, "tls-echo-server", false, [](const corio::examples::ServerFlags& f) {
+    auto get = [&](const char* name) {
+      auto it = f.extra.find(name);
+      return it == f.extra.end() ? std::string() : it->second;
+    };
+    auto ctx = corio::tls::Context::server({.cert_file = get("--cert"),
+                                            .key_file = get("--key"),
+                                            .key_password = get("--key-password"),
+                                            .ca_file = get("--client-ca"),
+                                            .alpn = split(get("--alpn")),
+                                            .ticket_key_file = get("--ticket-keys")});
+    if (!ctx) throw std::runtime_error(ctx.error().message());
+    auto shared = std::make_shared<corio::tls::Context>(std::move(*ctx));
+    const Clock::duration idle = f.idle_timeout;
+    return [shared, idle](TcpStream conn) -> task<void> {
+      const std::string peer = conn.peer().to_string();
+      auto stream = co_await corio::tls::Stream::accept(*shared, std::move(conn), Clock::now() + std::chrono::seconds(10));
+      if (!stream) {
+        std::fprintf(stderr, "tls-echo-server: %s\n", stream.error().message().c_str());
+        co_return;
+      }
+      std::vector<char> buf(std::size_t{16} * 1024);
+      for (;;) {
+        auto deadline = idle.count() > 0 ? Clock::now() + idle : Clock::time_point::max();
+        auto n = co_await stream->read_some(buf, deadline);
+        if (!n || *n == 0) break;
+        auto sent = co_await stream->write_all(std::span(buf).first(*n));
+        if (!sent) co_return;
+      }
+      (void)co_await stream->shutdown(Clock::now() + std::chrono::seconds(1));
+    };
+  }, own);
+}

@@ -1,0 +1,317 @@
+// tls/: handshakes and echo between corio clients and servers over loopback, ALPN, TLS 1.2 and 1.3,
+// resumption across a ticket-key rotation and across contexts sharing a key file, peer verification with
+// its cache, client certificates, and every bad input as a clear error while the server keeps serving.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "net/tcp_listener.hpp"
+#include "runtime/runtime.hpp"
+#include "tls/stream.hpp"
+
+namespace corio::tls {
+namespace {
+
+using namespace std::chrono_literals;
+using net::Address;
+using net::TcpListener;
+using net::TcpStream;
+
+std::string cert(const char* name) { return std::string(CORIO_TEST_CERTS) + "/" + name; }
+
+ContextOptions server_options() { return {.cert_file = cert("server.pem"), .key_file = cert("server.key")}; }
+ContextOptions client_options() { return {.ca_file = cert("ca.pem")}; }
+
+Context make_server(ContextOptions o = server_options()) {
+  auto c = Context::server(o);
+  if (!c) throw std::runtime_error(c.error().message());
+  return std::move(*c);
+}
+Context make_client(ContextOptions o = client_options()) {
+  auto c = Context::client(o);
+  if (!c) throw std::runtime_error(c.error().message());
+  return std::move(*c);
+}
+
+// Serves TLS echo on `l` for `count` connections, recording each handshake's error ("" when it worked).
+task<void> serve(const TcpListener& l, const Context& ctx, int count, std::vector<std::string>& errors) {
+  for (int i = 0; i < count; ++i) {
+    auto tcp = co_await l.accept();
+    if (!tcp) co_return;
+    auto s = co_await Stream::accept(ctx, std::move(*tcp), Clock::now() + 2s);
+    if (!s) {
+      errors.push_back(s.error().message());
+      continue;
+    }
+    errors.emplace_back();
+    char buf[4096];
+    for (;;) {
+      auto n = co_await s->read_some(buf, Clock::now() + 2s);
+      if (!n || *n == 0) break;
+      if (!co_await s->write_all(std::span<const char>(buf, *n))) break;
+    }
+    (void)co_await s->shutdown(Clock::now() + 1s);
+  }
+}
+
+struct Outcome {
+  std::string error;  // "" when the handshake worked
+  std::string echoed;
+  std::string alpn;
+  std::string version;
+  bool reused = false;
+};
+
+task<Outcome> talk(const TcpListener& l, const Context& ctx, std::string name = "localhost", std::string key = {}) {
+  const std::string msg = "hello tls";
+  Outcome o;
+  auto tcp = co_await TcpStream::connect(l.local_address(), 2s);
+  if (!tcp) co_return Outcome{.error = tcp.error().message()};
+  auto s = co_await Stream::connect(ctx, std::move(*tcp), name, Clock::now() + 2s, key);
+  if (!s) co_return Outcome{.error = s.error().message()};
+  o.alpn = s->alpn();
+  o.version = s->version();
+  o.reused = s->session_reused();
+  if (!co_await s->write_all(msg)) co_return Outcome{.error = "write failed"};
+  std::string got(msg.size(), '\0');
+  std::size_t have = 0;
+  while (have < msg.size()) {
+    auto n = co_await s->read_some(std::span(got).subspan(have), Clock::now() + 2s);
+    if (!n || *n == 0) co_return Outcome{.error = n ? "closed early" : n.error().message()};
+    have += *n;
+  }
+  o.echoed = got;
+  (void)co_await s->shutdown(Clock::now() + 1s);
+  char c;
+  (void)co_await s->read_some(std::span(&c, 1), Clock::now() + 1s);  // the server's close_notify (and tickets)
+  co_return o;
+}
+
+struct Fixture {
+  Result<TcpListener> l = TcpListener::bind(Address::loopback_v4(0));
+};
+
+TEST(Tls, HandshakeEchoAndAlpnByServerPreference) {
+  Fixture f;
+  Context server = make_server({.cert_file = cert("server.pem"), .key_file = cert("server.key"), .alpn = {"h2", "http/1.1"}});
+  Context client = make_client({.ca_file = cert("ca.pem"), .alpn = {"http/1.1", "h2"}});
+  std::vector<std::string> errors;
+  Runtime rt({.reactors = 1});
+  Outcome o = rt.run([&]() -> task<Outcome> {
+    spawn(serve(*f.l, server, 1, errors));
+    co_return co_await talk(*f.l, client);
+  }());
+  EXPECT_EQ(o.error, "");
+  EXPECT_EQ(o.echoed, "hello tls");
+  EXPECT_EQ(o.alpn, "h2");
+  EXPECT_EQ(o.version, "TLSv1.3");
+  EXPECT_EQ(errors, std::vector<std::string>{""});
+}
+
+// Two connections from one client context: the second resumes (TLS 1.3 ticket / TLS 1.2 ticket).
+void resumes(int max_version) {
+  Fixture f;
+  Context server = make_server();
+  ContextOptions co = client_options();
+  co.max_version = max_version;
+  Context client = make_client(co);
+  std::vector<std::string> errors;
+  Runtime rt({.reactors = 1});
+  auto [first, second] = rt.run([&]() -> task<std::pair<Outcome, Outcome>> {
+    spawn(serve(*f.l, server, 2, errors));
+    Outcome a = co_await talk(*f.l, client);
+    Outcome b = co_await talk(*f.l, client);
+    co_return std::pair{a, b};
+  }());
+  EXPECT_EQ(first.error, "");
+  EXPECT_FALSE(first.reused);
+  EXPECT_EQ(second.error, "");
+  EXPECT_TRUE(second.reused);
+  EXPECT_EQ(second.version, max_version == 0x0303 ? "TLSv1.2" : "TLSv1.3");
+  EXPECT_GE(client.cached_sessions(), 1u);
+}
+
+TEST(Tls, SessionResumptionTls13) { resumes(0); }
+TEST(Tls, SessionResumptionTls12) { resumes(0x0303); }
+
+// One rotation: tickets made with the previous key still resume. Two: they no longer do.
+TEST(Tls, ResumptionAcrossTicketKeyRotation) {
+  Fixture f;
+  Context server = make_server();
+  Context client = make_client();
+  std::vector<std::string> errors;
+  Runtime rt({.reactors = 1});
+  auto reused = rt.run([&]() -> task<std::vector<bool>> {
+    spawn(serve(*f.l, server, 4, errors));
+    std::vector<bool> r;
+    (void)co_await talk(*f.l, client);  // a ticket under key A
+    server.rotate_ticket_keys();        // current B, previous A
+    Outcome b = co_await talk(*f.l, client);
+    r.push_back(b.reused);              // A still accepted (and the ticket renewed under B)
+    server.rotate_ticket_keys();        // current C, previous B
+    server.rotate_ticket_keys();        // current D, previous C: B is gone
+    Outcome d = co_await talk(*f.l, client);
+    r.push_back(d.reused);
+    co_return r;
+  }());
+  EXPECT_EQ(reused, (std::vector<bool>{true, false}));
+}
+
+// Two server contexts (two processes, say) sharing one key file: a ticket from one resumes on the other.
+TEST(Tls, TicketKeyFileSharedBetweenServers) {
+  const std::string file = std::string(CORIO_TEST_CERTS) + "/tickets.key";
+  {
+    std::ofstream out(file, std::ios::binary);
+    std::string key(80, '\0');
+    for (int i = 0; i < 80; ++i) key[static_cast<std::size_t>(i)] = static_cast<char>(i * 7 + 1);
+    out << key;
+  }
+  Fixture a;
+  Fixture b;
+  ContextOptions so = server_options();
+  so.ticket_key_file = file;
+  Context server_a = make_server(so);
+  Context server_b = make_server(so);
+  Context client = make_client();
+  std::vector<std::string> errors;
+  Runtime rt({.reactors = 1});
+  Outcome second = rt.run([&]() -> task<Outcome> {
+    spawn(serve(*a.l, server_a, 1, errors));
+    spawn(serve(*b.l, server_b, 1, errors));
+    (void)co_await talk(*a.l, client, "localhost", "pool");
+    co_return co_await talk(*b.l, client, "localhost", "pool");  // one session key for both servers
+  }());
+  EXPECT_EQ(second.error, "");
+  EXPECT_TRUE(second.reused);
+  auto bad = Context::server({.cert_file = cert("server.pem"), .key_file = cert("server.key"),
+                              .ticket_key_file = cert("ca.pem")});
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message().find("80-byte keys"), std::string::npos) << bad.error().message();
+}
+
+TEST(Tls, ContextErrorsNameTheFileAndTheReason) {
+  auto missing = Context::server({.cert_file = cert("nope.pem"), .key_file = cert("server.key")});
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().message().find("nope.pem: No such file or directory"), std::string::npos)
+      << missing.error().message();
+  auto password = Context::server({.cert_file = cert("server.pem"), .key_file = cert("secret.key"), .key_password = "wrong"});
+  ASSERT_FALSE(password);
+  EXPECT_NE(password.error().message().find("a wrong password"), std::string::npos) << password.error().message();
+  auto right = Context::server({.cert_file = cert("server.pem"), .key_file = cert("secret.key"), .key_password = "hunter2"});
+  EXPECT_TRUE(right) << (right ? "" : right.error().message());
+  auto mismatch = Context::server({.cert_file = cert("server.pem"), .key_file = cert("other.key")});
+  ASSERT_FALSE(mismatch);
+  EXPECT_NE(mismatch.error().message().find("does not match certificate"), std::string::npos) << mismatch.error().message();
+  auto ciphers = Context::client({.ciphers = "NO-SUCH-CIPHER", .ciphersuites = ""});
+  ASSERT_FALSE(ciphers);
+  EXPECT_NE(ciphers.error().message().find("cipher list"), std::string::npos) << ciphers.error().message();
+}
+
+// Each bad handshake fails on its own connection with a reason, and the server serves the next client.
+TEST(Tls, BadPeersFailAloneWithAReason) {
+  Fixture f;
+  Context server = make_server({.cert_file = cert("server.pem"), .key_file = cert("server.key"), .alpn = {"h2"}});
+  Context expired_server = make_server({.cert_file = cert("expired.pem"), .key_file = cert("expired.key")});
+  Context wronghost_server = make_server({.cert_file = cert("wronghost.pem"), .key_file = cert("wronghost.key")});
+  Context client = make_client();
+  Context alpn_client = make_client({.ca_file = cert("ca.pem"), .alpn = {"spdy/1"}});
+  Context cipher_client = make_client({.ca_file = cert("ca.pem"), .ciphers = "ECDHE-ECDSA-CHACHA20-POLY1305",
+                                       .ciphersuites = "", .max_version = 0x0303});
+  Context aes_only_server = make_server({.cert_file = cert("server.pem"), .key_file = cert("server.key"),
+                                         .ciphers = "ECDHE-ECDSA-AES128-GCM-SHA256", .max_version = 0x0303});
+  std::vector<std::string> errors;
+  Runtime rt({.reactors = 1});
+  auto outcomes = rt.run([&]() -> task<std::vector<std::string>> {
+    std::vector<std::string> out;
+    spawn(serve(*f.l, server, 4, errors));
+    // Plaintext to the TLS port.
+    {
+      auto tcp = co_await TcpStream::connect(f.l->local_address(), 2s);
+      (void)co_await tcp->write_all(std::string_view("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+      char c[64];
+      (void)co_await tcp->read_some(c).timeout(2s);
+    }
+    // A handshake cut short: half a ClientHello, then the connection closes.
+    {
+      auto tcp = co_await TcpStream::connect(f.l->local_address(), 2s);
+      const unsigned char hello[] = {0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03};
+      (void)co_await tcp->write_all(std::span(reinterpret_cast<const char*>(hello), sizeof hello));
+    }
+    out.push_back((co_await talk(*f.l, alpn_client)).error);  // no common ALPN
+    out.push_back((co_await talk(*f.l, client)).error);       // and a good client is still served
+    co_return out;
+  }());
+  ASSERT_EQ(outcomes.size(), 2u);
+  EXPECT_NE(outcomes[0].find("no application protocol"), std::string::npos) << outcomes[0];
+  EXPECT_EQ(outcomes[1], "");
+  ASSERT_EQ(errors.size(), 4u);
+  EXPECT_NE(errors[0].find("tls handshake with 127.0.0.1"), std::string::npos) << errors[0];
+  EXPECT_NE(errors[1].find("mid-handshake"), std::string::npos) << errors[1];
+  EXPECT_NE(errors[2].find("no application protocol"), std::string::npos) << errors[2];
+  EXPECT_EQ(errors[3], "");
+
+  // Certificates the client must refuse, and no common cipher.
+  auto refused = [&](const Context& srv, const Context& cli) {
+    Fixture g;
+    std::vector<std::string> errs;
+    Runtime r({.reactors = 1});
+    return r.run([&]() -> task<std::string> {
+      spawn(serve(*g.l, srv, 1, errs));
+      co_return (co_await talk(*g.l, cli)).error;
+    }());
+  };
+  std::string expired = refused(expired_server, client);
+  EXPECT_NE(expired.find("certificate has expired"), std::string::npos) << expired;
+  std::string wrong = refused(wronghost_server, client);
+  EXPECT_NE(wrong.find("hostname mismatch"), std::string::npos) << wrong;
+  std::string cipher = refused(aes_only_server, cipher_client);
+  EXPECT_NE(cipher.find("handshake failure"), std::string::npos) << cipher;
+}
+
+TEST(Tls, ClientCertificatesWhenTheServerAsks) {
+  Fixture f;
+  Context server = make_server({.cert_file = cert("server.pem"), .key_file = cert("server.key"), .ca_file = cert("ca.pem")});
+  Context anonymous = make_client();
+  Context known = make_client({.cert_file = cert("client.pem"), .key_file = cert("client.key"), .ca_file = cert("ca.pem")});
+  std::vector<std::string> errors;
+  Runtime rt({.reactors = 1});
+  auto [without, with] = rt.run([&]() -> task<std::pair<Outcome, Outcome>> {
+    spawn(serve(*f.l, server, 2, errors));
+    Outcome a = co_await talk(*f.l, anonymous);
+    Outcome b = co_await talk(*f.l, known);
+    co_return std::pair{a, b};
+  }());
+  EXPECT_NE(without.error, "");  // TLS 1.3: the refusal arrives with the first read
+  EXPECT_EQ(with.error, "");
+  EXPECT_EQ(with.echoed, "hello tls");
+  ASSERT_EQ(errors.size(), 2u);
+  EXPECT_NE(errors[0].find("peer did not return a certificate"), std::string::npos) << errors[0];
+}
+
+TEST(Tls, VerifiedLeavesAreRemembered) {
+  Fixture f;
+  Context server = make_server();
+  Context client = make_client({.ca_file = cert("ca.pem"), .session_tickets = false});
+  std::vector<std::string> errors;
+  Runtime rt({.reactors = 1});
+  rt.run([&]() -> task<void> {
+    spawn(serve(*f.l, server, 3, errors));
+    for (int i = 0; i < 3; ++i) (void)co_await talk(*f.l, client);
+  }());
+  EXPECT_EQ(errors, (std::vector<std::string>{"", "", ""}));
+  EXPECT_EQ(client.verified_leaves(), 1u);
+}
+
+TEST(Tls, KernelTlsIsDetectedNotAssumed) {
+  std::string why;
+  const bool available = Context::kernel_tls_available(&why);
+  std::printf("kernel TLS: %s\n", available ? "available" : why.c_str());
+  if (!available) {
+    EXPECT_NE(why.find("TCP_ULP"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace corio::tls

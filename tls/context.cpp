@@ -1,0 +1,399 @@
+#include "tls/context.hpp"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "tls/context_state.hpp"
+
+namespace corio::tls {
+
+std::string openssl_errors(const char* fallback) {
+  std::string out;
+  while (unsigned long e = ERR_get_error()) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    // "error:0A000086:SSL routines::certificate verify failed" -> "SSL routines::certificate verify failed"
+    std::string_view line = buf;
+    for (int colons = 0; colons < 2 && !line.empty(); line.remove_prefix(1)) colons += line.front() == ':';
+    if (!out.empty()) out += "; ";
+    out += line;
+  }
+  return out.empty() ? fallback : out;
+}
+
+namespace {
+
+Error tls_error(int code, const std::string& what) { return net::make_error(code, "tls: " + what); }
+
+// A PEM file the context needs: a clear ENOENT/EACCES before OpenSSL's own wording.
+Result<void> readable(const std::string& path, const char* what) {
+  if (::access(path.c_str(), R_OK) != 0) return tls_error(errno, std::string(what) + " " + path);
+  return {};
+}
+
+int password_cb(char* buf, int size, int /*rwflag*/, void* userdata) {
+  const auto* pw = static_cast<const std::string*>(userdata);
+  const int n = static_cast<int>(std::min<std::size_t>(pw->size(), static_cast<std::size_t>(size)));
+  std::memcpy(buf, pw->data(), static_cast<std::size_t>(n));
+  return n;
+}
+
+ContextState* state_of(SSL_CTX* ctx) { return static_cast<ContextState*>(SSL_CTX_get_app_data(ctx)); }
+
+int ticket_cb(SSL* ssl, unsigned char name[16], unsigned char iv[EVP_MAX_IV_LENGTH], EVP_CIPHER_CTX* cipher,
+              EVP_MAC_CTX* mac, int enc) {
+  return state_of(SSL_get_SSL_CTX(ssl))->tickets.handle(name, iv, cipher, mac, enc);
+}
+
+int alpn_select_cb(SSL* ssl, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+                   unsigned int inlen, void* /*arg*/) {
+  const std::string& ours = state_of(SSL_get_SSL_CTX(ssl))->alpn_wire;
+  unsigned char* chosen = nullptr;
+  // Server preference: the first of our protocols that the client offers.
+  if (SSL_select_next_proto(&chosen, outlen, reinterpret_cast<const unsigned char*>(ours.data()),
+                            static_cast<unsigned>(ours.size()), in, inlen) != OPENSSL_NPN_NEGOTIATED) {
+    return SSL_TLSEXT_ERR_ALERT_FATAL;  // no_application_protocol: the client learns why
+  }
+  *out = chosen;
+  return SSL_TLSEXT_ERR_OK;
+}
+
+int new_session_cb(SSL* ssl, SSL_SESSION* session) {
+  const auto* key = static_cast<const std::string*>(SSL_get_app_data(ssl));
+  if (key == nullptr || key->empty()) return 0;
+  state_of(SSL_get_SSL_CTX(ssl))->sessions.put(*key, session);
+  return 1;  // the cache keeps the reference
+}
+
+int cert_verify_cb(X509_STORE_CTX* store, void* arg) {
+  return static_cast<ContextState*>(arg)->verified.verify(store);
+}
+
+std::string alpn_wire(const std::vector<std::string>& protocols) {
+  std::string wire;
+  for (const std::string& p : protocols) {
+    if (p.empty() || p.size() > 255) continue;
+    wire += static_cast<char>(p.size());
+    wire += p;
+  }
+  return wire;
+}
+
+}  // namespace
+
+// --- TicketKeys ---
+
+void TicketKeys::configure(std::chrono::seconds rotation, std::string file) {
+  std::lock_guard lock(mu_);
+  rotation_ = rotation;
+  file_ = std::move(file);
+  if (file_.empty()) generate_locked();
+}
+
+Result<void> TicketKeys::load() {
+  std::lock_guard lock(mu_);
+  return load_locked();
+}
+
+Result<void> TicketKeys::load_locked() {
+  std::ifstream in(file_, std::ios::binary);
+  if (!in) return tls_error(errno != 0 ? errno : ENOENT, "ticket key file " + file_);
+  std::vector<Key> keys;
+  Key k;
+  while (in.read(reinterpret_cast<char*>(&k), sizeof k)) keys.push_back(k);
+  if (keys.empty() || in.gcount() != 0) {
+    return tls_error(EINVAL, "ticket key file " + file_ + ": expected one or more 80-byte keys (name, AES key, HMAC key)");
+  }
+  current_ = keys[0];
+  previous_ = keys.size() > 1 ? std::optional<Key>(keys[1]) : std::nullopt;
+  since_ = std::chrono::steady_clock::now();
+  return {};
+}
+
+void TicketKeys::generate_locked() {
+  if (current_) previous_ = current_;
+  Key k;
+  RAND_bytes(reinterpret_cast<unsigned char*>(&k), sizeof k);
+  current_ = k;
+  since_ = std::chrono::steady_clock::now();
+}
+
+void TicketKeys::rotate() {
+  std::lock_guard lock(mu_);
+  if (file_.empty()) generate_locked();
+  else (void)load_locked();
+}
+
+int TicketKeys::handle(unsigned char name[16], unsigned char* iv, EVP_CIPHER_CTX* cipher, EVP_MAC_CTX* mac, int enc) {
+  std::lock_guard lock(mu_);
+  if (rotation_.count() > 0 && std::chrono::steady_clock::now() - since_ >= rotation_) {
+    if (file_.empty()) generate_locked();
+    else (void)load_locked();  // a file that cannot be read keeps the keys we have
+  }
+  auto init = [&](const Key& k, int encrypt) {
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, const_cast<unsigned char*>(k.hmac), sizeof k.hmac),
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, const_cast<char*>("SHA256"), 0),
+        OSSL_PARAM_construct_end()};
+    if (EVP_MAC_CTX_set_params(mac, params) != 1) return false;
+    return EVP_CipherInit_ex(cipher, EVP_aes_256_cbc(), nullptr, k.aes, iv, encrypt) == 1;
+  };
+  if (enc == 1) {
+    if (!current_) return -1;
+    if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(EVP_aes_256_cbc())) != 1) return -1;
+    std::memcpy(name, current_->name, sizeof current_->name);
+    return init(*current_, 1) ? 1 : -1;
+  }
+  if (current_ && std::memcmp(name, current_->name, 16) == 0) return init(*current_, 0) ? 1 : -1;
+  if (previous_ && std::memcmp(name, previous_->name, 16) == 0) return init(*previous_, 0) ? 2 : -1;  // 2: renew
+  return 0;  // unknown key: a full handshake
+}
+
+// --- SessionCache ---
+
+void SessionCache::put(const std::string& key, SSL_SESSION* session) {
+  std::lock_guard lock(mu_);
+  if (auto it = sessions_.find(key); it != sessions_.end()) {
+    SSL_SESSION_free(it->second);
+    it->second = session;
+    return;
+  }
+  sessions_.emplace(key, session);
+  order_.push_back(key);
+  while (sessions_.size() > limit_ && !order_.empty()) {
+    if (auto it = sessions_.find(order_.front()); it != sessions_.end()) {
+      SSL_SESSION_free(it->second);
+      sessions_.erase(it);
+    }
+    order_.pop_front();
+  }
+}
+
+bool SessionCache::apply(const std::string& key, SSL* ssl) {
+  std::lock_guard lock(mu_);
+  auto it = sessions_.find(key);
+  return it != sessions_.end() && SSL_set_session(ssl, it->second) == 1;
+}
+
+std::size_t SessionCache::size() const {
+  std::lock_guard lock(mu_);
+  return sessions_.size();
+}
+
+SessionCache::~SessionCache() {
+  for (auto& [k, s] : sessions_) SSL_SESSION_free(s);
+}
+
+// --- VerifyCache ---
+
+int VerifyCache::verify(X509_STORE_CTX* store) {
+  X509* leaf = X509_STORE_CTX_get0_cert(store);
+  std::array<unsigned char, 32> digest{};
+  unsigned int len = 0;
+  const char* host = X509_VERIFY_PARAM_get0_host(X509_STORE_CTX_get0_param(store), 0);
+  std::string key;
+  const bool usable = leaf != nullptr && X509_digest(leaf, EVP_sha256(), digest.data(), &len) == 1 &&
+                      X509_cmp_current_time(X509_get0_notAfter(leaf)) > 0;
+  if (usable) {
+    key.assign(reinterpret_cast<const char*>(digest.data()), len);
+    key += host != nullptr ? host : "";
+    std::lock_guard lock(mu_);
+    if (known_.count(key) != 0) {
+      ++hits_;
+      return 1;
+    }
+  }
+  const int ok = X509_verify_cert(store);
+  if (ok == 1 && usable && limit_ > 0) {
+    std::lock_guard lock(mu_);
+    if (known_.insert(key).second) order_.push_back(key);
+    while (known_.size() > limit_) {
+      known_.erase(order_.front());
+      order_.pop_front();
+    }
+  }
+  return ok;
+}
+
+std::size_t VerifyCache::size() const {
+  std::lock_guard lock(mu_);
+  return known_.size();
+}
+
+// --- Context ---
+
+Context::Context(SSL_CTX* ctx, bool server, const ContextOptions& options)
+    : ctx_(ctx), server_(server), options_(options), state_(std::make_unique<ContextState>()) {
+  SSL_CTX_set_app_data(ctx_, state_.get());
+}
+
+Context::Context(Context&& o) noexcept
+    : ctx_(std::exchange(o.ctx_, nullptr)), server_(o.server_), options_(std::move(o.options_)), state_(std::move(o.state_)) {}
+
+Context& Context::operator=(Context&& o) noexcept {
+  if (this != &o) {
+    if (ctx_ != nullptr) SSL_CTX_free(ctx_);
+    ctx_ = std::exchange(o.ctx_, nullptr);
+    server_ = o.server_;
+    options_ = std::move(o.options_);
+    state_ = std::move(o.state_);
+  }
+  return *this;
+}
+
+Context::~Context() {
+  if (ctx_ != nullptr) SSL_CTX_free(ctx_);
+}
+
+Result<Context> Context::server(const ContextOptions& options) {
+  if (options.cert_file.empty() || options.key_file.empty()) {
+    return tls_error(EINVAL, "a server context needs cert_file and key_file");
+  }
+  SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+  if (ctx == nullptr) return tls_error(ENOMEM, "SSL_CTX_new: " + openssl_errors());
+  Context c(ctx, true, options);
+  if (auto r = c.configure(); !r) return r.error();
+  return c;
+}
+
+Result<Context> Context::client(const ContextOptions& options) {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  if (ctx == nullptr) return tls_error(ENOMEM, "SSL_CTX_new: " + openssl_errors());
+  Context c(ctx, false, options);
+  if (auto r = c.configure(); !r) return r.error();
+  return c;
+}
+
+Result<void> Context::configure() {
+  const ContextOptions& o = options_;
+  ERR_clear_error();
+  if (SSL_CTX_set_min_proto_version(ctx_, o.min_version) != 1 ||
+      (o.max_version != 0 && SSL_CTX_set_max_proto_version(ctx_, o.max_version) != 1)) {
+    return tls_error(EINVAL, "protocol versions: " + openssl_errors());
+  }
+  if (!o.ciphers.empty() && SSL_CTX_set_cipher_list(ctx_, o.ciphers.c_str()) != 1) {
+    return tls_error(EINVAL, "cipher list \"" + o.ciphers + "\": " + openssl_errors());
+  }
+  if (!o.ciphersuites.empty() && SSL_CTX_set_ciphersuites(ctx_, o.ciphersuites.c_str()) != 1) {
+    return tls_error(EINVAL, "TLS 1.3 cipher suites \"" + o.ciphersuites + "\": " + openssl_errors());
+  }
+  if (!o.groups.empty() && SSL_CTX_set1_groups_list(ctx_, o.groups.c_str()) != 1) {
+    return tls_error(EINVAL, "groups \"" + o.groups + "\": " + openssl_errors());
+  }
+  SSL_CTX_set_mode(ctx_, SSL_MODE_RELEASE_BUFFERS);
+  if (!o.cert_file.empty()) {
+    if (auto r = readable(o.cert_file, "certificate chain"); !r) return r;
+    if (auto r = readable(o.key_file, "private key"); !r) return r;
+    if (SSL_CTX_use_certificate_chain_file(ctx_, o.cert_file.c_str()) != 1) {
+      return tls_error(EINVAL, "certificate chain " + o.cert_file + ": " + openssl_errors());
+    }
+    // Read the key ourselves: "cannot decrypt" and "not this certificate's key" are different mistakes.
+    std::string password = o.key_password;
+    EVP_PKEY* key = nullptr;
+    if (BIO* in = BIO_new_file(o.key_file.c_str(), "r")) {
+      key = PEM_read_bio_PrivateKey(in, nullptr, password_cb, &password);
+      BIO_free(in);
+    }
+    if (key == nullptr) {
+      return tls_error(EINVAL, "private key " + o.key_file + " (not a PEM key, or a wrong password): " + openssl_errors());
+    }
+    const bool matches = SSL_CTX_use_PrivateKey(ctx_, key) == 1 && SSL_CTX_check_private_key(ctx_) == 1;
+    EVP_PKEY_free(key);
+    if (!matches) {
+      ERR_clear_error();
+      return tls_error(EINVAL, "private key " + o.key_file + " does not match certificate " + o.cert_file);
+    }
+  }
+  const bool verify = server_ ? !o.ca_file.empty() : o.verify_peer;
+  if (!o.ca_file.empty()) {
+    if (auto r = readable(o.ca_file, "CA bundle"); !r) return r;
+    if (SSL_CTX_load_verify_locations(ctx_, o.ca_file.c_str(), nullptr) != 1) {
+      return tls_error(EINVAL, "CA bundle " + o.ca_file + ": " + openssl_errors());
+    }
+    if (server_) SSL_CTX_set_client_CA_list(ctx_, SSL_load_client_CA_file(o.ca_file.c_str()));
+  } else if (verify) {
+    SSL_CTX_set_default_verify_paths(ctx_);
+  }
+  if (verify) {
+    SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER | (server_ ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0), nullptr);
+    state_->verified.set_limit(o.verify_cache_size);
+    SSL_CTX_set_cert_verify_callback(ctx_, cert_verify_cb, state_.get());
+  }
+  state_->alpn_wire = alpn_wire(o.alpn);
+  if (server_) {
+    SSL_CTX_set_options(ctx_, SSL_OP_CIPHER_SERVER_PREFERENCE);
+    if (!state_->alpn_wire.empty()) SSL_CTX_set_alpn_select_cb(ctx_, alpn_select_cb, nullptr);
+    static const unsigned char kSessionContext[] = "corio";
+    SSL_CTX_set_session_id_context(ctx_, kSessionContext, sizeof kSessionContext - 1);
+    SSL_CTX_set_session_cache_mode(ctx_, SSL_SESS_CACHE_SERVER);
+    if (o.session_tickets) {
+      state_->tickets.configure(o.ticket_rotation, o.ticket_key_file);
+      if (!o.ticket_key_file.empty()) {
+        if (auto r = state_->tickets.load(); !r) return r;
+      }
+      SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx_, ticket_cb);
+    } else {
+      SSL_CTX_set_options(ctx_, SSL_OP_NO_TICKET);
+    }
+  } else {
+    if (!state_->alpn_wire.empty() &&
+        SSL_CTX_set_alpn_protos(ctx_, reinterpret_cast<const unsigned char*>(state_->alpn_wire.data()),
+                                static_cast<unsigned>(state_->alpn_wire.size())) != 0) {
+      return tls_error(EINVAL, "ALPN protocols: " + openssl_errors());
+    }
+    state_->sessions.set_limit(o.session_cache_size);
+    SSL_CTX_set_session_cache_mode(ctx_, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(ctx_, new_session_cb);
+    if (!o.session_tickets) SSL_CTX_set_options(ctx_, SSL_OP_NO_TICKET);
+  }
+  return {};
+}
+
+void Context::rotate_ticket_keys() { state_->tickets.rotate(); }
+std::size_t Context::cached_sessions() const { return state_->sessions.size(); }
+std::size_t Context::verified_leaves() const { return state_->verified.size(); }
+
+bool Context::kernel_tls_available(std::string* why) {
+  // The "tls" upper layer protocol attaches only to a connected TCP socket: try it on a loopback pair.
+  int l = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int c = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  bool ok = false;
+  int err = 0;
+  if (l >= 0 && c >= 0 && ::bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 && ::listen(l, 1) == 0 &&
+      ::getsockname(l, reinterpret_cast<sockaddr*>(&a), &len) == 0 &&
+      ::connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+    ok = ::setsockopt(c, SOL_TCP, TCP_ULP, "tls", 3) == 0;
+    err = ok ? 0 : errno;
+  } else {
+    err = errno;
+  }
+  if (l >= 0) ::close(l);
+  if (c >= 0) ::close(c);
+  if (!ok && why != nullptr) *why = std::string("setsockopt TCP_ULP \"tls\": ") + std::strerror(err);
+  return ok;
+}
+
+}  // namespace corio::tls
