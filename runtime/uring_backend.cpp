@@ -141,6 +141,7 @@ class UringBackend final : public Backend {
   std::string describe() const override {
     std::string s = "io_uring: ";
     s += setup_names_;
+    s += cq_note_;
     s += "; wake=";
     s += msg_ring_ ? "msg_ring" : "eventfd";
     if (ring_fd_registered_) s += "; registered ring fd";
@@ -298,16 +299,28 @@ class UringBackend final : public Backend {
     if (o.single_issuer) trials.push_back({IORING_SETUP_SINGLE_ISSUER, "SINGLE_ISSUER"});
     trials.push_back({0, "no setup flags"});
     int last = 0;
-    for (const SetupTrial& t : trials) {
+    const unsigned smallest_cq = o.ring_entries * 2;
+    unsigned cq_entries = std::max(o.cq_entries, smallest_cq);
+    for (std::size_t i = 0; i < trials.size();) {
       io_uring_params p{};
-      p.flags = t.flags | cq;
-      p.cq_entries = std::max(o.cq_entries, o.ring_entries * 2);
+      p.flags = trials[i].flags | cq;
+      p.cq_entries = cq_entries;
       last = io_uring_queue_init_params(o.ring_entries, &ring_, &p);
       if (last == 0) {
-        setup_names_ = t.names;
+        setup_names_ = trials[i].names;
+        if (cq_entries < o.cq_entries) {
+          cq_note_ = "; CQ cut to " + std::to_string(cq_entries) + " entries (RLIMIT_MEMLOCK; raise it for " +
+                     std::to_string(o.cq_entries) + ")";
+        }
         return;
       }
+      // Without CAP_IPC_LOCK the rings count against RLIMIT_MEMLOCK: a smaller completion queue may fit.
+      if (last == -ENOMEM && cq_entries > smallest_cq) {
+        cq_entries = std::max(cq_entries / 4, smallest_cq);
+        continue;
+      }
       if (last != -EINVAL) break;  // only "flag not known" is worth retrying without it
+      ++i;
     }
     throw std::system_error(-last, std::generic_category(),
                             "io_uring_setup (" + std::to_string(o.ring_entries) + " entries)");
@@ -430,6 +443,7 @@ class UringBackend final : public Backend {
   std::string buffers_note_;
   Features features_;
   const char* setup_names_ = "";
+  std::string cq_note_;
   int wake_fd_ = -1;
   std::uint64_t wake_count_ = 0;
   bool msg_ring_ = false;
