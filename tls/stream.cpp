@@ -142,7 +142,7 @@ task<Result<std::size_t>> Stream::read_some(std::span<char> buf, Clock::time_poi
 task<Result<void>> Stream::write_all(std::span<const char> buf, Clock::time_point deadline) {
   State& s = *s_;
   // In slices, so that the encrypted copy waiting in the memory BIO stays small.
-  constexpr std::size_t kSlice = 64 * 1024;
+  constexpr std::size_t kSlice = std::size_t{64} * 1024;
   while (!buf.empty()) {
     const std::size_t take = std::min(buf.size(), kSlice);
     ERR_clear_error();

@@ -304,6 +304,39 @@ TEST(Tls, VerifiedLeavesAreRemembered) {
   EXPECT_EQ(client.verified_leaves(), 1u);
 }
 
+// TLS 1.2 without tickets resumes through the server's session-ID cache.
+TEST(Tls, SessionIdResumptionTls12WithoutTickets) {
+  Fixture f;
+  Context server = make_server({.cert_file = cert("server.pem"), .key_file = cert("server.key"), .session_tickets = false});
+  Context client = make_client({.ca_file = cert("ca.pem"), .max_version = 0x0303, .session_tickets = false});
+  std::vector<std::string> errors;
+  Runtime rt({.reactors = 1});
+  auto reused = rt.run([&]() -> task<std::pair<bool, bool>> {
+    spawn(serve(*f.l, server, 2, errors));
+    Outcome a = co_await talk(*f.l, client);
+    Outcome b = co_await talk(*f.l, client);
+    co_return std::pair{a.reused, b.reused};
+  }());
+  EXPECT_EQ(reused, std::pair(false, true));
+}
+
+// A client that connects and says nothing: the server's handshake deadline ends it.
+TEST(Tls, HandshakeDeadline) {
+  Fixture f;
+  Context server = make_server();
+  Runtime rt({.reactors = 1});
+  auto [code, waited] = rt.run([&]() -> task<std::pair<int, Clock::duration>> {
+    auto silent = co_await TcpStream::connect(f.l->local_address(), 2s);
+    auto tcp = co_await f.l->accept();
+    const auto start = Clock::now();
+    auto s = co_await Stream::accept(server, std::move(*tcp), Clock::now() + 100ms);
+    co_return std::pair{s ? 0 : s.error().code, Clock::now() - start};
+  }());
+  EXPECT_EQ(code, ETIMEDOUT);
+  EXPECT_GE(waited, 90ms);
+  EXPECT_LT(waited, 2s);
+}
+
 TEST(Tls, KernelTlsIsDetectedNotAssumed) {
   std::string why;
   const bool available = Context::kernel_tls_available(&why);
