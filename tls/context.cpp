@@ -163,8 +163,12 @@ int TicketKeys::handle(unsigned char name[16], unsigned char* iv, EVP_CIPHER_CTX
     std::memcpy(name, current_->name, sizeof current_->name);
     return init(*current_, 1) ? 1 : -1;
   }
-  if (current_ && std::memcmp(name, current_->name, 16) == 0) return init(*current_, 0) ? 1 : -1;
-  if (previous_ && std::memcmp(name, previous_->name, 16) == 0) return init(*previous_, 0) ? 2 : -1;  // 2: renew
+  // 2 = valid, send a new ticket: for the previous key that moves the client to the current one, and for
+  // either it keeps TLS 1.3 clients resuming, since they use each ticket once and OpenSSL's server sends
+  // none after a resumption unless asked.
+  for (const std::optional<Key>* k : {&current_, &previous_}) {
+    if (*k && std::memcmp(name, (*k)->name, 16) == 0) return init(**k, 0) ? 2 : -1;
+  }
   return 0;  // unknown key: a full handshake
 }
 

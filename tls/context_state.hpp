@@ -21,7 +21,8 @@ class TicketKeys {
   void configure(std::chrono::seconds rotation, std::string file);
   Result<void> load();
   void rotate();
-  // OpenSSL's ticket key callback: 1 with the current key, 2 with the previous one (renew), 0 unknown.
+  // OpenSSL's ticket key callback: encrypts with the current key; decrypts with the current or previous one
+  // and asks for a fresh ticket (2); 0 for a key it does not know (a full handshake).
   int handle(unsigned char name[16], unsigned char* iv, EVP_CIPHER_CTX* cipher, EVP_MAC_CTX* mac, int enc);
 
  private:

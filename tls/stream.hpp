@@ -41,7 +41,8 @@ class Stream {
   // Decrypted bytes into `buf`: how many, 0 once the peer has sent close_notify.
   task<Result<std::size_t>> read_some(std::span<char> buf, Clock::time_point deadline = Clock::time_point::max());
   task<Result<void>> write_all(std::span<const char> buf, Clock::time_point deadline = Clock::time_point::max());
-  // Sends close_notify, then half-closes the TCP connection.
+  // Sends close_notify, then half-closes the TCP connection. A client connection dropped without it leaves
+  // a session OpenSSL will not resume.
   task<Result<void>> shutdown(Clock::time_point deadline = Clock::time_point::max());
 
   // After the handshake: the protocol ALPN chose ("" when none), whether the session was resumed, the TLS
