@@ -177,7 +177,7 @@ int TicketKeys::handle(unsigned char name[16], unsigned char* iv, EVP_CIPHER_CTX
 void SessionCache::put(const std::string& key, SSL_SESSION* session) {
   std::lock_guard lock(mu_);
   if (auto it = sessions_.find(key); it != sessions_.end()) {
-    SSL_SESSION_free(it->second);
+    SSL_SESSION_free(it->second);  // the same session again: this drops the extra reference
     it->second = session;
     return;
   }

@@ -109,6 +109,14 @@ task<Result<Stream>> Stream::handshake(std::unique_ptr<State> s, Clock::time_poi
     if (!*more) co_return net::make_error(ECONNRESET, what + ": the peer closed the connection mid-handshake");
   }
   const ContextOptions& o = s->ctx->options();
+  // TLS 1.2 reports no new session after a resumption, though the server may have renewed the ticket: keep
+  // the session the connection ended up with. (TLS 1.3 sessions arrive later, through new_session_cb.)
+  if (!s->ctx->is_server() && SSL_version(s->ssl) <= TLS1_2_VERSION && o.session_tickets) {
+    if (SSL_SESSION* session = SSL_get1_session(s->ssl)) {
+      if (SSL_SESSION_is_resumable(session) == 1) s->ctx->state_->sessions.put(s->session_key, session);
+      else SSL_SESSION_free(session);
+    }
+  }
   if (!s->ctx->is_server() && o.require_alpn && !o.alpn.empty()) {
     const unsigned char* p = nullptr;
     unsigned len = 0;

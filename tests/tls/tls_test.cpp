@@ -110,7 +110,7 @@ TEST(Tls, HandshakeEchoAndAlpnByServerPreference) {
   EXPECT_EQ(errors, std::vector<std::string>{""});
 }
 
-// Two connections from one client context: the second resumes (TLS 1.3 ticket / TLS 1.2 ticket).
+// Three connections from one client context: the second and third resume (TLS 1.3 / TLS 1.2 tickets).
 void resumes(int max_version) {
   Fixture f;
   Context server = make_server();
@@ -119,16 +119,18 @@ void resumes(int max_version) {
   Context client = make_client(co);
   std::vector<std::string> errors;
   Runtime rt({.reactors = 1});
-  auto [first, second] = rt.run([&]() -> task<std::pair<Outcome, Outcome>> {
-    spawn(serve(*f.l, server, 2, errors));
+  auto [first, second, third] = rt.run([&]() -> task<std::tuple<Outcome, Outcome, Outcome>> {
+    spawn(serve(*f.l, server, 3, errors));
     Outcome a = co_await talk(*f.l, client);
     Outcome b = co_await talk(*f.l, client);
-    co_return std::pair{a, b};
+    Outcome c = co_await talk(*f.l, client);
+    co_return std::tuple{a, b, c};
   }());
   EXPECT_EQ(first.error, "");
   EXPECT_FALSE(first.reused);
   EXPECT_EQ(second.error, "");
   EXPECT_TRUE(second.reused);
+  EXPECT_TRUE(third.reused);  // every resumption brings a fresh ticket (TLS 1.3 tickets are used once)
   EXPECT_EQ(second.version, max_version == 0x0303 ? "TLSv1.2" : "TLSv1.3");
   EXPECT_GE(client.cached_sessions(), 1u);
 }
