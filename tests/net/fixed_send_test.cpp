@@ -7,6 +7,7 @@
 #include <string>
 
 #include "net/tcp_listener.hpp"
+#include "tests/net/loopback_pair.hpp"
 #include "runtime/runtime.hpp"
 #include "runtime/time.hpp"
 
@@ -15,17 +16,8 @@ namespace {
 
 using namespace std::chrono_literals;
 
-struct Pair {
-  TcpStream client;
-  TcpStream server;
-};
-
-task<Pair> connected(const TcpListener& l) {
-  auto client = co_await TcpStream::connect(l.local_address(), 2s);
-  auto server = co_await l.accept();
-  if (!client || !server) throw std::runtime_error("no loopback connection");
-  co_return Pair{std::move(*client), std::move(*server)};
-}
+using testing::connected;
+using testing::Pair;
 
 Backend& backend() { return Reactor::current()->backend(); }
 

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "net/tcp_listener.hpp"
+#include "tests/net/loopback_pair.hpp"
 #include "runtime/runtime.hpp"
 #include "runtime/time.hpp"
 
@@ -15,18 +16,8 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// A connected pair on 127.0.0.1: `client` connected to `server`.
-struct Pair {
-  TcpStream client;
-  TcpStream server;
-};
-
-task<Pair> connect_pair() {
-  auto l = TcpListener::bind(Address::loopback_v4(0));
-  auto c = co_await TcpStream::connect(l->local_address(), 2s);
-  auto s = co_await l->accept();
-  co_return Pair{std::move(*c), std::move(*s)};
-}
+using testing::connect_pair;
+using testing::Pair;
 
 std::string header(std::uint32_t n) {
   return {static_cast<char>(n >> 24), static_cast<char>(n >> 16), static_cast<char>(n >> 8), static_cast<char>(n)};
