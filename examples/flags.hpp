@@ -1,10 +1,12 @@
-// Command-line values for the example programs: numbers (the whole text, within range), --backend and
-// --disable.
+// Command-line values for the example programs and tools: numbers (the whole text, within range),
+// comma-separated lists, --backend and --disable.
 #pragma once
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <string>
 #include <string_view>
-#include <algorithm>
+#include <vector>
 
 #include "runtime/backend.hpp"
 
@@ -25,12 +27,21 @@ inline bool parse_backend(const char* text, BackendOptions::Kind& out) {
   return kind.has_value();
 }
 
+// "a,b,c" -> {"a", "b", "c"}; empty items are dropped.
+inline std::vector<std::string> split_list(std::string_view list) {
+  std::vector<std::string> out;
+  while (!list.empty()) {
+    std::string_view item = list.substr(0, list.find(','));
+    if (!item.empty()) out.emplace_back(item);
+    list.remove_prefix(std::min(list.size(), item.size() + 1));
+  }
+  return out;
+}
+
 // --disable a,b,c: switches off each named backend feature (see corio::switch_off).
 inline bool parse_disable(std::string_view list, BackendOptions& out) {
-  while (!list.empty()) {
-    std::string_view name = list.substr(0, list.find(','));
+  for (const std::string& name : split_list(list)) {
     if (!switch_off(out, name)) return false;
-    list.remove_prefix(std::min(list.size(), name.size() + 1));
   }
   return true;
 }

@@ -7,28 +7,13 @@
 #include <memory>
 #include <stdexcept>
 
+#include "examples/flags.hpp"
 #include "examples/server_main.hpp"
 #include "tls/stream.hpp"
 
 using corio::Clock;
 using corio::task;
 using corio::net::TcpStream;
-
-namespace {
-
-std::vector<std::string> split(const std::string& list) {
-  std::vector<std::string> out;
-  std::size_t start = 0;
-  while (start <= list.size() && !list.empty()) {
-    std::size_t end = list.find(',', start);
-    if (end == std::string::npos) end = list.size();
-    if (end > start) out.push_back(list.substr(start, end - start));
-    start = end + 1;
-  }
-  return out;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   const std::vector<std::string> own = {"--cert", "--key", "--key-password", "--alpn", "--ticket-keys", "--client-ca"};
@@ -41,13 +26,12 @@ int main(int argc, char** argv) {
                                             .key_file = get("--key"),
                                             .key_password = get("--key-password"),
                                             .ca_file = get("--client-ca"),
-                                            .alpn = split(get("--alpn")),
+                                            .alpn = corio::examples::split_list(get("--alpn")),
                                             .ticket_key_file = get("--ticket-keys")});
     if (!ctx) throw std::runtime_error(ctx.error().message());
     auto shared = std::make_shared<corio::tls::Context>(std::move(*ctx));
     const Clock::duration idle = f.idle_timeout;
     return [shared, idle](TcpStream conn) -> task<void> {
-      const std::string peer = conn.peer().to_string();
       auto stream = co_await corio::tls::Stream::accept(*shared, std::move(conn), Clock::now() + std::chrono::seconds(10));
       if (!stream) {
         std::fprintf(stderr, "tls-echo-server: %s\n", stream.error().message().c_str());

@@ -445,13 +445,8 @@ int main(int argc, char** argv) {
   }
   std::optional<tls::Context> tls_ctx;
   if (f.tls) {
-    std::vector<std::string> alpn;
-    for (std::size_t at = 0; at < f.alpn.size();) {
-      std::size_t end = std::min(f.alpn.find(',', at), f.alpn.size());
-      alpn.push_back(f.alpn.substr(at, end - at));
-      at = end + 1;
-    }
-    auto c = tls::Context::client({.ca_file = f.tls_ca, .verify_peer = !f.tls_ca.empty(), .alpn = alpn});
+    auto c = tls::Context::client(
+        {.ca_file = f.tls_ca, .verify_peer = !f.tls_ca.empty(), .alpn = examples::split_list(f.alpn)});
     if (!c) {
       std::fprintf(stderr, "corio-load: %s\n", c.error().message().c_str());
       return 2;

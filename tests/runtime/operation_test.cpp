@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "examples/flags.hpp"
 #include "runtime/nop.hpp"
 #include "runtime/runtime.hpp"
 #include "runtime/time.hpp"
@@ -119,12 +120,7 @@ TEST(Backend, TakesTheBestSetupFlagsTheKernelAccepts) {
 
 TEST(Backend, EveryFeatureCanBeSwitchedOff) {
   BackendOptions options{.kind = kUring};
-  std::string_view names = kFeatureNames;
-  while (!names.empty()) {
-    std::string_view name = names.substr(0, names.find(','));
-    EXPECT_TRUE(switch_off(options, name)) << name;
-    names.remove_prefix(std::min(names.size(), name.size() + 1));
-  }
+  for (const std::string& name : examples::split_list(kFeatureNames)) EXPECT_TRUE(switch_off(options, name)) << name;
   EXPECT_FALSE(switch_off(options, "warp-drive"));
   Runtime rt({.reactors = 2, .backend = options});
   std::string chosen = rt.run([]() -> task<std::string> { co_return Reactor::current()->backend().describe(); }());
