@@ -197,6 +197,36 @@ void record(const Plan& plan, Stats& st, std::deque<Clock::time_point>& sent_at,
   plan.progress->requests.fetch_add(static_cast<std::uint64_t>(done), std::memory_order_relaxed);
 }
 
+// A connection's requests in flight: queue() writes the next ones (their send times noted), received()
+// checks what came back and records the replies it completed.
+struct InFlight {
+  explicit InFlight(const Plan& plan) : ex(plan) {}
+  std::string_view queue(std::uint64_t count, Clock::time_point now) {
+    out.clear();
+    for (std::uint64_t i = 0; i < count; ++i, ++next) {
+      ex.append_request(next, out);
+      sent_at.push_back(now);
+    }
+    return out;
+  }
+  // The replies completed, or -1 after counting a verification failure.
+  int received(const Plan& plan, Stats& st, std::span<const char> bytes, Clock::time_point now) {
+    if (now >= plan.measured) st.bytes += bytes.size();
+    int done = ex.feed(bytes);
+    if (done < 0) {
+      count_error(st, plan, ex.error().substr(0, ex.error().find(':')));
+      st.verify_failed = true;
+      return -1;
+    }
+    record(plan, st, sent_at, done, now);
+    return done;
+  }
+  Exchange ex;
+  std::deque<Clock::time_point> sent_at;  // per request in flight: when it was sent (or due)
+  std::uint64_t next = 0;
+  std::string out;
+};
+
 // --tls: the closed loop over a tls::Stream (records are decrypted into a buffer, then checked).
 task<void> tls_connection(const Plan& plan, net::TcpStream tcp, Stats& st) {
   const Flags& f = *plan.flags;
@@ -205,46 +235,28 @@ task<void> tls_connection(const Plan& plan, net::TcpStream tcp, Stats& st) {
     count_error(st, plan, "tls handshake");
     co_return;
   }
-  Exchange ex(plan);
-  std::deque<Clock::time_point> sent_at;
-  std::string out;
-  std::uint64_t next = 0;
-  for (; next < f.pipeline; ++next) {
-    ex.append_request(next, out);
-    sent_at.push_back(Clock::now());
-  }
+  InFlight flight(plan);
   std::vector<char> buf(std::size_t{16} * 1024);
-  if (!co_await s->write_all(out, Clock::now() + 5s)) {
+  if (!co_await s->write_all(flight.queue(f.pipeline, Clock::now()), Clock::now() + 5s)) {
     count_error(st, plan, "tls write");
     co_return;
   }
-  while (!sent_at.empty()) {
+  while (!flight.sent_at.empty()) {
     auto n = co_await s->read_some(buf, plan.end + 2s);
     if (!n || *n == 0) {
       count_error(st, plan, n ? "closed by server" : "tls read: " + reason(n.error()));
       co_return;
     }
     const Clock::time_point now = Clock::now();
-    if (now >= plan.measured) st.bytes += *n;
-    int done = ex.feed(std::span(buf).first(*n));
-    if (done < 0) {
-      count_error(st, plan, ex.error().substr(0, ex.error().find(':')));
-      st.verify_failed = true;
-      co_return;
-    }
-    record(plan, st, sent_at, done, now);
+    const int done = flight.received(plan, st, std::span(buf).first(*n), now);
+    if (done < 0) co_return;
     if (now >= plan.end || done == 0) continue;
-    out.clear();
-    for (int i = 0; i < done; ++i, ++next) {
-      ex.append_request(next, out);
-      sent_at.push_back(now);
-    }
-    if (!co_await s->write_all(out, Clock::now() + 5s)) {
+    if (!co_await s->write_all(flight.queue(static_cast<std::uint64_t>(done), now), Clock::now() + 5s)) {
       count_error(st, plan, "tls write");
       co_return;
     }
   }
-  st.non_2xx += ex.non_2xx();
+  st.non_2xx += flight.ex.non_2xx();
   (void)co_await s->shutdown(Clock::now() + 1s);
 }
 
@@ -259,28 +271,21 @@ task<void> connection(const Plan& plan, unsigned id, Stats& st) {
     co_await tls_connection(plan, std::move(*conn), st);
     co_return;
   }
-  Exchange ex(plan);
+  InFlight flight(plan);
   net::RecvStream rx(*conn);
-  std::deque<Clock::time_point> sent_at;  // per request in flight: when it was sent (or due)
-  std::uint64_t next = 0;
-  std::string out;
   const bool paced = f.rate > 0;
   Pacing pace;
   if (paced) {
     pace.interval = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(f.conns / f.rate));
     // Staggered across one interval, so that the connections' sends do not arrive in bursts.
     pace.first = plan.start + pace.interval * id / f.conns;
-    spawn(paced_sender(plan, *conn, ex, sent_at, pace, st));
-  } else {
-    for (; next < f.pipeline; ++next) ex.append_request(next, out);
-    for (unsigned i = 0; i < f.pipeline; ++i) sent_at.push_back(Clock::now());
-    if (auto w = co_await conn->write_all(out, Clock::now() + 5s); !w) {
-      count_error(st, plan, "write: " + reason(w.error()));
-      co_return;
-    }
+    spawn(paced_sender(plan, *conn, flight.ex, flight.sent_at, pace, st));
+  } else if (auto w = co_await conn->write_all(flight.queue(f.pipeline, Clock::now()), Clock::now() + 5s); !w) {
+    count_error(st, plan, "write: " + reason(w.error()));
+    co_return;
   }
   for (;;) {
-    if (sent_at.empty() && (Clock::now() >= plan.end)) break;
+    if (flight.sent_at.empty() && (Clock::now() >= plan.end)) break;
     // Until the end, wake up at the end (a paced connection may have nothing in flight); then drain.
     const bool before_end = Clock::now() < plan.end;
     auto chunk = co_await rx.next(before_end ? plan.end : plan.end + 2s);
@@ -294,28 +299,16 @@ task<void> connection(const Plan& plan, unsigned id, Stats& st) {
       break;
     }
     const Clock::time_point now = Clock::now();
-    const bool measuring = now >= plan.measured;
-    if (measuring) st.bytes += chunk->size();
-    int done = ex.feed(chunk->bytes());
+    const int done = flight.received(plan, st, chunk->bytes(), now);
     chunk->release();
-    if (done < 0) {
-      count_error(st, plan, ex.error().substr(0, ex.error().find(':')));
-      st.verify_failed = true;
-      break;
-    }
-    record(plan, st, sent_at, done, now);
+    if (done < 0) break;
     if (paced || now >= plan.end || done == 0) continue;
-    out.clear();
-    for (int i = 0; i < done; ++i, ++next) {
-      ex.append_request(next, out);
-      sent_at.push_back(now);
-    }
-    if (auto w = co_await conn->write_all(out, Clock::now() + 5s); !w) {
+    if (auto w = co_await conn->write_all(flight.queue(static_cast<std::uint64_t>(done), now), Clock::now() + 5s); !w) {
       count_error(st, plan, "write: " + reason(w.error()));
       break;
     }
   }
-  st.non_2xx += ex.non_2xx();
+  st.non_2xx += flight.ex.non_2xx();
   pace.stop = true;
   while (paced && !pace.done) co_await sleep_for(1ms);  // the sender uses this frame's stream and queue
 }
