@@ -243,6 +243,11 @@ std::size_t VerifyCache::size() const {
   return known_.size();
 }
 
+std::uint64_t VerifyCache::hits() const {
+  std::lock_guard lock(mu_);
+  return hits_;
+}
+
 // --- Context ---
 
 Context::Context(SSL_CTX* ctx, bool server, const ContextOptions& options)
@@ -375,6 +380,7 @@ Result<void> Context::configure() {
 void Context::rotate_ticket_keys() { state_->tickets.rotate(); }
 std::size_t Context::cached_sessions() const { return state_->sessions.size(); }
 std::size_t Context::verified_leaves() const { return state_->verified.size(); }
+std::uint64_t Context::verify_cache_hits() const { return state_->verified.hits(); }
 
 bool Context::kernel_tls_available(std::string* why) {
   // The "tls" upper layer protocol attaches only to a connected TCP socket: try it on a loopback pair.

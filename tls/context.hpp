@@ -45,9 +45,8 @@ struct ContextOptions {
   bool session_tickets = true;
   std::chrono::seconds ticket_rotation{3600};  // server: a new current key this often (previous still accepted)
   std::string ticket_key_file;                 // server: keys shared by several processes (see TicketKeys)
-  std::size_t session_cache_size = 1024;       // client: sessions kept, by host:port
+  std::size_t session_cache_size = 1024;       // client: sessions kept, by host:port (0: never resume)
   std::size_t verify_cache_size = 1024;        // leaf certificates known good, by SHA-256
-  bool ktls = true;                            // hand records to the kernel where it can (see Stream)
 };
 
 // Server ticket keys: the current key encrypts new tickets, the previous one still decrypts (and the ticket
@@ -72,9 +71,11 @@ class Context {
   void rotate_ticket_keys();
   // Client: sessions kept for resumption.
   std::size_t cached_sessions() const;
-  // Leaf certificates verified and remembered.
+  // Leaf certificates verified and remembered, and handshakes that found theirs there.
   std::size_t verified_leaves() const;
-  // Whether the kernel can carry TLS records (the "tls" TCP ULP); why not, when it cannot.
+  std::uint64_t verify_cache_hits() const;
+  // Whether the kernel can carry TLS records (the "tls" TCP ULP); why not, when it cannot. Detection only:
+  // records are encrypted in user space either way for now.
   static bool kernel_tls_available(std::string* why = nullptr);
 
  private:

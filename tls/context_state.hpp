@@ -64,7 +64,7 @@ class VerifyCache {
   // expired passes at once; anything else gets the full X509_verify_cert and is remembered when good.
   int verify(X509_STORE_CTX* store);
   std::size_t size() const;
-  std::uint64_t hits() const { return hits_; }
+  std::uint64_t hits() const;
 
  private:
   mutable std::mutex mu_;

@@ -51,8 +51,6 @@ class Stream {
   bool session_reused() const noexcept;
   std::string_view version() const noexcept;
   std::string_view cipher() const noexcept;
-  // Whether the kernel carries the records (kTLS); when not, why (see Context::kernel_tls_available).
-  bool ktls() const noexcept { return false; }
   const net::TcpStream& tcp() const noexcept;
 
  private:
