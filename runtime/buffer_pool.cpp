@@ -14,8 +14,8 @@ BufferPool::BufferPool(const BufferPoolOptions& options) : options_(options) {
 
 BufferPool::~BufferPool() = default;
 
-bool BufferPool::add_slab() {
-  const std::uint32_t n = std::min(options_.slab, options_.limit - allocated_);
+bool BufferPool::add_slab(std::uint32_t limit) {
+  const std::uint32_t n = std::min(options_.slab, limit - std::min(limit, allocated_));
   if (n == 0) return false;
   // Untouched buffers cost address space only: pages become resident when data first lands in them.
   free_.reserve(allocated_ + n);
@@ -26,12 +26,8 @@ bool BufferPool::add_slab() {
 }
 
 std::uint16_t BufferPool::take() {
-  if (free_.empty()) {
-    // Readers that take their own buffers are never refused: raise the limit with the pool.
-    options_.limit = std::max(options_.limit, allocated_ + options_.slab);
-    if (allocated_ + options_.slab > 65536) throw std::length_error("BufferPool: more than 65536 buffers lent");
-    add_slab();
-  }
+  // Readers that take their own buffers are never refused: past the limit, up to what an id can name.
+  if (free_.empty() && !add_slab(kMaxBuffers)) throw std::length_error("BufferPool: more than 65536 buffers lent");
   std::uint16_t id = free_.back();
   free_.pop_back();
   ++lent_;
@@ -49,7 +45,7 @@ void BufferPool::give_back(std::uint16_t id) noexcept {
 
 bool BufferPool::grow() {
   ++ran_dry_;
-  return add_slab();
+  return add_slab(options_.limit);
 }
 
 void BufferPool::unwait(BufferWaiter& w) noexcept {

@@ -64,7 +64,9 @@ class BufferPool {
  protected:
   // Makes buffer `id` available again: to the kernel's ring, or to take().
   virtual void publish(std::uint16_t id) noexcept { free_.push_back(id); }
-  bool add_slab();
+  // Allocates up to a slab of buffers without passing `limit` in all; false when none fit.
+  bool add_slab(std::uint32_t limit);
+  static constexpr std::uint32_t kMaxBuffers = 65536;  // buffer ids are 16 bits
 
   BufferPoolOptions options_;
 

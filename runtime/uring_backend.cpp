@@ -58,7 +58,7 @@ class ProvidedBufferRing final : public BufferPool {
     }
     io_uring_buf_ring_init(br_);
     mask_ = io_uring_buf_ring_mask(entries);
-    add_slab();
+    add_slab(options_.limit);
   }
   ~ProvidedBufferRing() override {
     io_uring_unregister_buf_ring(ring_, group_);
