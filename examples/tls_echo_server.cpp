@@ -1,8 +1,11 @@
 // tls-echo-server: echo-server over TLS (OpenSSL 3 through corio's tls::Stream).
 //   tls-echo-server --cert server.pem --key server.key [--key-password P] [--alpn h2,http/1.1]
-//                   [--ticket-keys FILE] [--client-ca ca.pem] [echo-server flags]
+//                   [--ticket-keys FILE] [--client-ca ca.pem] [--kernel-tls auto|required|off]
+//                   [echo-server flags]
 // A handshake that fails (plaintext, a wrong certificate, no common protocol or cipher) is reported on
 // stderr with its reason and closes that connection only. --client-ca requires client certificates.
+// Kernel TLS (records encrypted by the kernel after the handshake) is used where the kernel has it; the
+// server says at start whether it does, and why not.
 #include <cstdio>
 #include <memory>
 #include <stdexcept>
@@ -16,19 +19,29 @@ using corio::task;
 using corio::net::TcpStream;
 
 int main(int argc, char** argv) {
-  const std::vector<std::string> own = {"--cert", "--key", "--key-password", "--alpn", "--ticket-keys", "--client-ca"};
+  const std::vector<std::string> own = {"--cert", "--key", "--key-password", "--alpn", "--ticket-keys", "--client-ca",
+                                  "--kernel-tls"};
   return corio::examples::run_server(argc, argv, "tls-echo-server", false, [](const corio::examples::ServerFlags& f) {
     auto get = [&](const char* name) {
       auto it = f.extra.find(name);
       return it == f.extra.end() ? std::string() : it->second;
     };
+    const std::string kernel = get("--kernel-tls");
+    if (!kernel.empty() && kernel != "auto" && kernel != "required" && kernel != "off") {
+      throw std::runtime_error("--kernel-tls " + kernel + ": expected auto, required or off");
+    }
     auto ctx = corio::tls::Context::server({.cert_file = get("--cert"),
                                             .key_file = get("--key"),
                                             .key_password = get("--key-password"),
                                             .ca_file = get("--client-ca"),
                                             .alpn = corio::examples::split_list(get("--alpn")),
-                                            .ticket_key_file = get("--ticket-keys")});
+                                            .ticket_key_file = get("--ticket-keys"),
+                                            .kernel_tls = kernel == "required" ? corio::tls::KernelTls::required
+                                                          : kernel == "off"    ? corio::tls::KernelTls::off
+                                                                               : corio::tls::KernelTls::when_available});
     if (!ctx) throw std::runtime_error(ctx.error().message());
+    std::fprintf(stderr, "tls-echo-server: kernel TLS %s\n",
+                 ctx->kernel_tls() ? "on" : ("off (" + ctx->kernel_tls_note() + ")").c_str());
     auto shared = std::make_shared<corio::tls::Context>(std::move(*ctx));
     const Clock::duration idle = f.idle_timeout;
     return [shared, idle](TcpStream conn) -> task<void> {

@@ -71,7 +71,7 @@ void SendImpl::prepare(io_uring_sqe& sqe) noexcept {
 
 void SendImpl::complete(int res, std::uint32_t flags) noexcept {
   if (flags & IORING_CQE_F_NOTIF) {  // the kernel is done with the buffer: now the send has ended
-    if (static_cast<std::uint32_t>(res) & IORING_NOTIF_USAGE_ZC_COPIED) stream->note_zero_copy_copied();
+    if (static_cast<std::uint32_t>(res) & IORING_NOTIF_USAGE_ZC_COPIED) stream->disable_zero_copy();
     res = sent;
     flags = 0;
   } else if (flags & IORING_CQE_F_MORE) {  // a zero-copy send's result; its notification follows
@@ -80,7 +80,7 @@ void SendImpl::complete(int res, std::uint32_t flags) noexcept {
   }
   if (all && res > 0 && done + static_cast<std::size_t>(res) < buf.size() && !cancel_requested()) {
     done += static_cast<std::size_t>(res);  // short send: the rest goes in another round
-    mode.zero_copy = mode.zero_copy && !stream->zero_copy_copied();
+    mode.zero_copy = mode.zero_copy && !stream->zero_copy_disabled();
     submit_on_current_reactor();
     return;
   }
@@ -114,7 +114,7 @@ TcpStream& TcpStream::operator=(TcpStream&& o) noexcept {
     close();
     fd_ = std::exchange(o.fd_, -1);
     peer_ = o.peer_;
-    zc_copied_ = o.zc_copied_;
+    plain_sends_ = o.plain_sends_;
   }
   return *this;
 }
@@ -144,7 +144,7 @@ task<Result<std::size_t>> TcpStream::read_exact(std::span<char> buf, Clock::time
 
 SendMode TcpStream::send_mode(std::size_t size, int fixed_index) const noexcept {
   const Features& f = Reactor::current()->backend().features();
-  return {.zero_copy = f.send_zc && !zc_copied_ && size >= f.send_zc_threshold,
+  return {.zero_copy = f.send_zc && !plain_sends_ && size >= f.send_zc_threshold,
           .report_usage = f.send_zc_report,
           .fixed_index = fixed_index};
 }

@@ -73,7 +73,7 @@ class TcpStream {
   TcpStream() = default;
   // Takes ownership of a connected socket.
   TcpStream(int fd, Address peer) noexcept : fd_(fd), peer_(peer) {}
-  TcpStream(TcpStream&& o) noexcept : fd_(std::exchange(o.fd_, -1)), peer_(o.peer_), zc_copied_(o.zc_copied_) {}
+  TcpStream(TcpStream&& o) noexcept : fd_(std::exchange(o.fd_, -1)), peer_(o.peer_), plain_sends_(o.plain_sends_) {}
   TcpStream& operator=(TcpStream&& o) noexcept;
   TcpStream(const TcpStream&) = delete;
   TcpStream& operator=(const TcpStream&) = delete;
@@ -109,15 +109,16 @@ class TcpStream {
   int fd() const noexcept { return fd_; }
   bool is_open() const noexcept { return fd_ >= 0; }
   const Address& peer() const noexcept { return peer_; }
-  // The kernel reported a zero-copy send on this connection as copied: write_all() sends plainly from then on.
-  bool zero_copy_copied() const noexcept { return zc_copied_; }
-  void note_zero_copy_copied() const noexcept { zc_copied_ = true; }
+  // write_all() sends plainly from now on: the kernel reported a zero-copy send on this connection as copied,
+  // or the socket carries kernel TLS (which takes no zero-copy sends).
+  bool zero_copy_disabled() const noexcept { return plain_sends_; }
+  void disable_zero_copy() const noexcept { plain_sends_ = true; }
 
  private:
   SendMode send_mode(std::size_t size, int fixed_index) const noexcept;
   int fd_ = -1;
   Address peer_;
-  mutable bool zc_copied_ = false;
+  mutable bool plain_sends_ = false;
 };
 
 }  // namespace corio::net

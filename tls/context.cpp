@@ -1,7 +1,5 @@
 #include "tls/context.hpp"
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -9,7 +7,6 @@
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,6 +20,8 @@
 #include <set>
 
 #include "tls/context_state.hpp"
+#include "tls/kernel_tls.hpp"
+#include "tls/traffic_keys.hpp"
 
 namespace corio::tls {
 
@@ -256,13 +255,20 @@ Context::Context(SSL_CTX* ctx, bool server, const ContextOptions& options)
 }
 
 Context::Context(Context&& o) noexcept
-    : ctx_(std::exchange(o.ctx_, nullptr)), server_(o.server_), options_(std::move(o.options_)), state_(std::move(o.state_)) {}
+    : ctx_(std::exchange(o.ctx_, nullptr)),
+      server_(o.server_),
+      kernel_tls_(o.kernel_tls_),
+      kernel_tls_note_(std::move(o.kernel_tls_note_)),
+      options_(std::move(o.options_)),
+      state_(std::move(o.state_)) {}
 
 Context& Context::operator=(Context&& o) noexcept {
   if (this != &o) {
     if (ctx_ != nullptr) SSL_CTX_free(ctx_);
     ctx_ = std::exchange(o.ctx_, nullptr);
     server_ = o.server_;
+    kernel_tls_ = o.kernel_tls_;
+    kernel_tls_note_ = std::move(o.kernel_tls_note_);
     options_ = std::move(o.options_);
     state_ = std::move(o.state_);
   }
@@ -309,6 +315,18 @@ Result<void> Context::configure() {
     return tls_error(EINVAL, "groups \"" + o.groups + "\": " + openssl_errors());
   }
   SSL_CTX_set_mode(ctx_, SSL_MODE_RELEASE_BUFFERS);
+  // A renegotiation would change keys behind the kernel's back (and is a known attack surface anyway).
+  SSL_CTX_set_options(ctx_, SSL_OP_NO_RENEGOTIATION);
+  if (o.kernel_tls == KernelTls::off) {
+    kernel_tls_note_ = "kernel TLS is off (ContextOptions::kernel_tls)";
+  } else if (auto kernel = kernel_tls::available(); !kernel) {
+    if (o.kernel_tls == KernelTls::required) return tls_error(kernel.error().code, "kernel TLS required: " + kernel.error().context);
+    kernel_tls_note_ = kernel.error().message();
+  } else {
+    kernel_tls_ = true;
+    // The TLS 1.3 traffic secrets reach us only through the key-log callback.
+    SSL_CTX_set_keylog_callback(ctx_, KeyTracker::keylog_callback);
+  }
   if (!o.cert_file.empty()) {
     if (auto r = readable(o.cert_file, "certificate chain"); !r) return r;
     if (auto r = readable(o.key_file, "private key"); !r) return r;
@@ -383,27 +401,9 @@ std::size_t Context::verified_leaves() const { return state_->verified.size(); }
 std::uint64_t Context::verify_cache_hits() const { return state_->verified.hits(); }
 
 bool Context::kernel_tls_available(std::string* why) {
-  // The "tls" upper layer protocol attaches only to a connected TCP socket: try it on a loopback pair.
-  int l = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int c = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  bool ok = false;
-  int err = 0;
-  if (l >= 0 && c >= 0 && ::bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 && ::listen(l, 1) == 0 &&
-      ::getsockname(l, reinterpret_cast<sockaddr*>(&a), &len) == 0 &&
-      ::connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
-    ok = ::setsockopt(c, SOL_TCP, TCP_ULP, "tls", 3) == 0;
-    err = ok ? 0 : errno;
-  } else {
-    err = errno;
-  }
-  if (l >= 0) ::close(l);
-  if (c >= 0) ::close(c);
-  if (!ok && why != nullptr) *why = std::string("setsockopt TCP_ULP \"tls\": ") + std::strerror(err);
-  return ok;
+  auto r = kernel_tls::available();
+  if (!r && why != nullptr) *why = r.error().message();
+  return r.ok();
 }
 
 }  // namespace corio::tls

@@ -23,6 +23,11 @@ namespace corio::tls {
 using net::Error;
 using net::Result;
 
+// Whether established connections hand their records to the kernel (kTLS), so that plain sends and
+// receives carry TLS: where the kernel has it (the default), always (a context fails to build without it),
+// or never.
+enum class KernelTls { when_available, required, off };
+
 struct ContextOptions {
   // Server: the certificate chain and key (PEM). Client: optional, for client certificates.
   std::string cert_file;
@@ -47,6 +52,7 @@ struct ContextOptions {
   std::string ticket_key_file;                 // server: keys shared by several processes (see TicketKeys)
   std::size_t session_cache_size = 1024;       // client: sessions kept, by host:port (0: never resume)
   std::size_t verify_cache_size = 1024;        // leaf certificates known good, by SHA-256
+  KernelTls kernel_tls = KernelTls::when_available;
 };
 
 // Server ticket keys: the current key encrypts new tickets, the previous one still decrypts (and the ticket
@@ -74,9 +80,11 @@ class Context {
   // Leaf certificates verified and remembered, and handshakes that found theirs there.
   std::size_t verified_leaves() const;
   std::uint64_t verify_cache_hits() const;
-  // Whether the kernel can carry TLS records (the "tls" TCP ULP); why not, when it cannot. Detection only:
-  // records are encrypted in user space either way for now.
+  // Whether the kernel can carry TLS records (the "tls" TCP ULP); why not, when it cannot.
   static bool kernel_tls_available(std::string* why = nullptr);
+  // Whether this context's connections try kernel TLS after their handshake, and why not when they do not.
+  bool kernel_tls() const noexcept { return kernel_tls_; }
+  const std::string& kernel_tls_note() const noexcept { return kernel_tls_note_; }
 
  private:
   friend class Stream;
@@ -84,6 +92,8 @@ class Context {
   Result<void> configure();
   SSL_CTX* ctx_ = nullptr;
   bool server_ = false;
+  bool kernel_tls_ = false;
+  std::string kernel_tls_note_;
   ContextOptions options_;
   std::unique_ptr<ContextState> state_;  // what OpenSSL's callbacks reach (a stable address)
 };

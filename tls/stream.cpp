@@ -4,10 +4,16 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include <poll.h>
+
+#include <algorithm>
 #include <optional>
 #include <vector>
 
+#include "runtime/runtime.hpp"
 #include "tls/context_state.hpp"
+#include "tls/kernel_tls.hpp"
+#include "tls/traffic_keys.hpp"
 
 namespace corio::tls {
 
@@ -24,10 +30,26 @@ struct Stream::State {
   std::string session_key;  // client: host:port
   std::vector<char> buf = std::vector<char>(std::size_t{16} * 1024 + 512);  // one TLS record and its header
 
+  // Kernel TLS.
+  std::unique_ptr<KeyTracker> tracker;  // while a direction is still to be handed to the kernel
+  bool ulp_attached = false;
+  bool kernel_tx = false;
+  bool kernel_rx = false;
+  bool rx_after_first_read = false;  // client: receiving goes to the kernel after the first read
+  bool close_notify_received = false;
+  std::string kernel_note;  // why records stay in user space
+  std::vector<char> plain;  // decrypted in user space while handing receiving over: read before the kernel
+  std::size_t plain_at = 0;
+
   std::string peer() const { return tcp.peer().to_string(); }
 
   // Sends everything OpenSSL has written.
   task<Result<void>> flush(Clock::time_point deadline) {
+    if (kernel_tx && BIO_ctrl_pending(out) > 0) {
+      // Its record would carry OpenSSL's outdated sequence number: the peer asked for a key update or a
+      // renegotiation, which the kernel's record layer cannot follow.
+      co_return net::make_error(EPROTO, "tls with " + peer() + ": OpenSSL has a record to send after the kernel took over sending (a key update or renegotiation from the peer)");
+    }
     while (BIO_ctrl_pending(out) > 0) {
       const int n = BIO_read(out, buf.data(), static_cast<int>(buf.size()));
       if (n <= 0) break;
@@ -44,6 +66,146 @@ struct Stream::State {
     if (*n == 0) co_return false;
     BIO_write(in, buf.data(), static_cast<int>(*n));
     co_return true;
+  }
+
+  void watch_keys() {
+    if (!ctx->kernel_tls()) {
+      kernel_note = ctx->kernel_tls_note();
+      return;
+    }
+    tracker = std::make_unique<KeyTracker>();
+    tracker->attach(ssl);
+  }
+
+  // Gives direction `d` to the kernel; false, with kernel_note saying why, when it stays here.
+  bool hand_over(Direction d) {
+    auto keys = tracker->keys(ssl, d);
+    Result<void> done = keys ? Result<void>{} : Result<void>{keys.error()};
+    if (done && !ulp_attached) {
+      done = kernel_tls::attach(tcp.fd());
+      ulp_attached = done.ok();
+    }
+    if (done) done = kernel_tls::install(tcp.fd(), d, *keys);
+    if (!done) {
+      kernel_note = done.error().message();
+      return false;
+    }
+    if (d == Direction::write) tcp.disable_zero_copy();
+    return true;
+  }
+
+  // Stops watching keys once nothing more will be handed over.
+  void release_tracker() {
+    if (tracker == nullptr || rx_after_first_read) return;
+    KeyTracker::detach(ssl);
+    tracker.reset();
+  }
+
+  // The kernel must start receiving at a record boundary with everything before it decrypted: completes a
+  // record the input BIO holds only part of (reading exactly its missing bytes), then lets OpenSSL decrypt
+  // every record it holds into `plain`. False when that cannot be had (the stream ended, OpenSSL failed): the
+  // user-space path then meets the same end or error and reports it.
+  task<Result<bool>> settle_input(Clock::time_point deadline) {
+    for (;;) {
+      char* data = nullptr;
+      const long have = BIO_get_mem_data(in, &data);
+      const std::size_t missing = kernel_tls::missing_record_bytes(
+          {reinterpret_cast<const unsigned char*>(data), static_cast<std::size_t>(std::max(have, 0L))});
+      if (missing == 0) break;
+      auto n = co_await tcp.read_some(std::span<char>(buf.data(), std::min(missing, buf.size()))).deadline(deadline);
+      if (!n) co_return n.error();
+      if (*n == 0) co_return false;
+      BIO_write(in, buf.data(), static_cast<int>(*n));
+    }
+    constexpr std::size_t kChunk = std::size_t{16} * 1024;
+    while (BIO_ctrl_pending(in) > 0 || SSL_pending(ssl) > 0) {
+      const std::size_t old = plain.size();
+      plain.resize(old + kChunk);
+      std::size_t n = 0;
+      ERR_clear_error();
+      const int r = SSL_read_ex(ssl, plain.data() + old, kChunk, &n);
+      plain.resize(old + (r == 1 ? n : 0));
+      // Records that were all tickets leave OpenSSL wanting more, with nothing left: that is a boundary.
+      if (r != 1 && (SSL_get_error(ssl, r) != SSL_ERROR_WANT_READ || BIO_ctrl_pending(in) > 0)) co_return false;
+      if (r != 1) break;
+    }
+    auto flushed = co_await flush(deadline);
+    if (!flushed) co_return flushed.error();
+    co_return SSL_has_pending(ssl) == 0;
+  }
+
+  task<Result<void>> hand_over_receiving(Clock::time_point deadline) {
+    auto settled = co_await settle_input(deadline);
+    if (!settled) co_return settled.error();
+    if (!*settled) kernel_note = "receiving stays in user space: the input did not end on a record boundary";
+    else kernel_rx = hand_over(Direction::read);
+    co_return Result<void>{};
+  }
+
+  // Receives on a kernel TLS socket: application data is a plain read; anything else fails it with EIO
+  // and is read as a record of its own (an alert, a late session ticket).
+  task<Result<std::size_t>> kernel_read(std::span<char> dst, Clock::time_point deadline) {
+    const std::string what = "tls read from " + peer();
+    for (;;) {
+      if (close_notify_received) co_return std::size_t{0};
+      auto n = co_await tcp.read_some(dst).deadline(deadline);
+      if (n && *n == 0) co_return net::make_error(EPIPE, what + ": truncated (connection closed without close_notify)");
+      if (n) co_return *n;
+      if (n.error().code != EIO) co_return net::make_error(n.error().code, what + " (kernel TLS): " + n.error().context);
+      auto record = kernel_tls::read_record(tcp.fd(), buf);
+      if (!record) co_return net::make_error(record.error().code, what + ": " + record.error().context);
+      const auto* body = reinterpret_cast<const unsigned char*>(buf.data());
+      if (record->type == SSL3_RT_APPLICATION_DATA) {
+        plain.assign(buf.data(), buf.data() + record->size);
+        plain_at = 0;
+        co_return take_plain(dst);
+      }
+      if (record->type == SSL3_RT_ALERT && record->size >= 2 && body[1] == SSL_AD_CLOSE_NOTIFY) {
+        close_notify_received = true;
+        SSL_set_shutdown(ssl, SSL_get_shutdown(ssl) | SSL_RECEIVED_SHUTDOWN);
+        co_return std::size_t{0};
+      }
+      if (record->type == SSL3_RT_ALERT && record->size >= 2) {
+        co_return net::make_error(EPROTO, what + ": the peer sent a fatal alert: " +
+                                              SSL_alert_desc_string_long(body[1]));
+      }
+      if (record->type == SSL3_RT_HANDSHAKE && record->size >= 1 && body[0] == SSL3_MT_NEWSESSION_TICKET) {
+        continue;  // a later ticket; this client resumes with the one it has
+      }
+      co_return net::make_error(EPROTO, what + ": a TLS record of type " + std::to_string(record->type) +
+                                            (record->size > 0 ? " (message " + std::to_string(body[0]) + ")" : "") +
+                                            " that kernel TLS cannot follow (a key update or renegotiation)");
+    }
+  }
+
+  std::size_t take_plain(std::span<char> dst) {
+    const std::size_t n = std::min(dst.size(), plain.size() - plain_at);
+    std::copy_n(plain.data() + plain_at, n, dst.data());
+    plain_at += n;
+    if (plain_at == plain.size()) {
+      plain = {};  // the memory goes too: this happens once per connection, at the hand-over
+      plain_at = 0;
+    }
+    return n;
+  }
+
+  // close_notify through the kernel. Its socket is non-blocking: with the send buffer full the send waits
+  // on the blocking pool, for the deadline or at most kAlertWait.
+  task<Result<void>> kernel_close_notify(Clock::time_point deadline) {
+    int err = kernel_tls::send_alert(tcp.fd(), SSL3_AL_WARNING, SSL_AD_CLOSE_NOTIFY);
+    if (err == EAGAIN || err == EWOULDBLOCK) {
+      constexpr auto kAlertWait = std::chrono::seconds(5);
+      const auto left = std::min<Clock::duration>(deadline - std::min(deadline, Clock::now()), kAlertWait);
+      const int ms = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(left).count());
+      err = co_await run_blocking([fd = tcp.fd(), ms] {
+        pollfd p{.fd = fd, .events = POLLOUT, .revents = 0};
+        if (::poll(&p, 1, ms) <= 0) return ETIMEDOUT;
+        return kernel_tls::send_alert(fd, SSL3_AL_WARNING, SSL_AD_CLOSE_NOTIFY);
+      });
+    }
+    if (err != 0) co_return net::make_error(err, "tls shutdown with " + peer() + ": close_notify (kernel TLS)");
+    SSL_set_shutdown(ssl, SSL_get_shutdown(ssl) | SSL_SENT_SHUTDOWN);  // the session stays resumable
+    co_return Result<void>{};
   }
 
   // Why OpenSSL failed, with the certificate verification result when that is what failed.
@@ -66,6 +228,7 @@ task<Result<Stream>> Stream::connect(const Context& ctx, net::TcpStream tcp, std
   s->ssl = SSL_new(ctx.native());
   if (s->ssl == nullptr) co_return net::make_error(ENOMEM, "tls: SSL_new: " + openssl_errors());
   SSL_set_connect_state(s->ssl);
+  s->watch_keys();
   if (!server_name.empty()) {
     SSL_set_tlsext_host_name(s->ssl, server_name.c_str());
     if (ctx.options().verify_peer) SSL_set1_host(s->ssl, server_name.c_str());
@@ -83,6 +246,7 @@ task<Result<Stream>> Stream::accept(const Context& ctx, net::TcpStream tcp, Cloc
   s->ssl = SSL_new(ctx.native());
   if (s->ssl == nullptr) co_return net::make_error(ENOMEM, "tls: SSL_new: " + openssl_errors());
   SSL_set_accept_state(s->ssl);
+  s->watch_keys();
   co_return co_await handshake(std::move(s), deadline);
 }
 
@@ -123,15 +287,36 @@ task<Result<Stream>> Stream::handshake(std::unique_ptr<State> s, Clock::time_poi
     SSL_get0_alpn_selected(s->ssl, &p, &len);
     if (len == 0) co_return net::make_error(EPROTO, what + ": the server selected no ALPN protocol");
   }
+  if (s->tracker != nullptr) {
+    // Everything OpenSSL wrote has gone out (a TLS 1.3 server's tickets too): sending can move now.
+    s->kernel_tx = s->hand_over(Direction::write);
+    if (s->ctx->is_server()) {
+      auto r = co_await s->hand_over_receiving(deadline);
+      if (!r) co_return net::make_error(r.error().code, what + ": " + r.error().context);
+    } else {
+      s->rx_after_first_read = s->kernel_note.empty();
+    }
+    s->release_tracker();
+  }
   co_return Stream(std::move(s));
 }
 
 task<Result<std::size_t>> Stream::read_some(std::span<char> buf, Clock::time_point deadline) {
   State& s = *s_;
+  if (s.plain_at < s.plain.size()) co_return s.take_plain(buf);
+  if (s.kernel_rx) co_return co_await s.kernel_read(buf, deadline);
   for (;;) {
     ERR_clear_error();
     std::size_t n = 0;
     const int r = SSL_read_ex(s.ssl, buf.data(), buf.size(), &n);
+    if (r == 1 && s.rx_after_first_read) {
+      s.rx_after_first_read = false;
+      // `n` bytes are the caller's already: a failure here leaves receiving in user space, where the same
+      // failure will show on the next read.
+      auto moved = co_await s.hand_over_receiving(deadline);
+      if (!moved) s.kernel_note = moved.error().message();
+      s.release_tracker();
+    }
     if (r == 1) co_return n;
     const int err = SSL_get_error(s.ssl, r);
     if (err == SSL_ERROR_ZERO_RETURN) co_return std::size_t{0};
@@ -149,6 +334,7 @@ task<Result<std::size_t>> Stream::read_some(std::span<char> buf, Clock::time_poi
 
 task<Result<void>> Stream::write_all(std::span<const char> buf, Clock::time_point deadline) {
   State& s = *s_;
+  if (s.kernel_tx) co_return co_await s.tcp.write_all(buf, deadline);
   // In slices, so that the encrypted copy waiting in the memory BIO stays small.
   constexpr std::size_t kSlice = std::size_t{64} * 1024;
   while (!buf.empty()) {
@@ -165,10 +351,15 @@ task<Result<void>> Stream::write_all(std::span<const char> buf, Clock::time_poin
 
 task<Result<void>> Stream::shutdown(Clock::time_point deadline) {
   State& s = *s_;
-  ERR_clear_error();
-  SSL_shutdown(s.ssl);
-  auto flushed = co_await s.flush(deadline);
-  if (!flushed) co_return flushed.error();
+  if (s.kernel_tx) {
+    auto sent = co_await s.kernel_close_notify(deadline);
+    if (!sent) co_return sent.error();
+  } else {
+    ERR_clear_error();
+    SSL_shutdown(s.ssl);
+    auto flushed = co_await s.flush(deadline);
+    if (!flushed) co_return flushed.error();
+  }
   co_return s.tcp.shutdown_write();
 }
 
@@ -183,5 +374,8 @@ bool Stream::session_reused() const noexcept { return SSL_session_reused(s_->ssl
 std::string_view Stream::version() const noexcept { return SSL_get_version(s_->ssl); }
 std::string_view Stream::cipher() const noexcept { return SSL_get_cipher_name(s_->ssl); }
 const net::TcpStream& Stream::tcp() const noexcept { return s_->tcp; }
+bool Stream::kernel_tx() const noexcept { return s_->kernel_tx; }
+bool Stream::kernel_rx() const noexcept { return s_->kernel_rx; }
+std::string_view Stream::kernel_tls_note() const noexcept { return s_->kernel_note; }
 
 }  // namespace corio::tls

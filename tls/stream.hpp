@@ -8,6 +8,10 @@
 //   auto n = co_await tls->read_some(buf);   // 0: the peer sent close_notify
 // Errors are values. A peer that closes the TCP connection without close_notify is an Error (EPIPE,
 // "truncated"), so a cut-short response is never mistaken for a complete one.
+// Kernel TLS: where the context has it (Context::kernel_tls()), the established connection's records go to
+// the kernel, and reads and writes are plain socket operations: a server hands both directions over after its
+// handshake; a client hands over sending then, and receiving after its first read (by which time a TLS 1.3
+// server's session tickets have come, and gone to OpenSSL; any later ticket is dropped).
 #pragma once
 #include <memory>
 #include <span>
@@ -52,6 +56,11 @@ class Stream {
   std::string_view version() const noexcept;
   std::string_view cipher() const noexcept;
   const net::TcpStream& tcp() const noexcept;
+  // Whether the kernel encrypts what this stream sends and decrypts what it receives; when either is false,
+  // why ("" when both are true, or a client's receiving is still to be handed over).
+  bool kernel_tx() const noexcept;
+  bool kernel_rx() const noexcept;
+  std::string_view kernel_tls_note() const noexcept;
 
  private:
   struct State;

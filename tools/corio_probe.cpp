@@ -15,6 +15,7 @@
 
 #include "runtime/backend.hpp"
 #include "runtime/runtime.hpp"
+#include "tls/context.hpp"
 
 namespace {
 
@@ -120,6 +121,9 @@ int main() {
   } catch (const std::exception& e) {
     std::printf("  backend           none: %s\n", e.what());
   }
+  std::string why;
+  const bool ktls = corio::tls::Context::kernel_tls_available(&why);
+  std::printf("  kernel TLS        %s\n", ktls ? "yes: TLS streams hand their records to the kernel" : ("no: " + why).c_str());
 
   rlimit mem{};
   ::getrlimit(RLIMIT_MEMLOCK, &mem);

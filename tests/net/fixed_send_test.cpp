@@ -148,7 +148,7 @@ task<ZcResult> zero_copy_transfer(const TcpListener& l) {
   if (!w) throw std::runtime_error(w.error().message());
   while (!done) co_await sleep_for(1ms);
   r.same = got == original;
-  r.copied = p.client.zero_copy_copied();
+  r.copied = p.client.zero_copy_disabled();
   co_return r;
 }
 
@@ -197,7 +197,7 @@ TEST(ZeroCopySend, FromARegisteredBuffer) {
     std::string got = co_await read_n(p.server, msg.size());
     s.same = got == msg;
     s.registered = buf->index() >= 0;
-    s.notified = p.client.zero_copy_copied();
+    s.notified = p.client.zero_copy_disabled();
     s.expect_notified = backend().features().send_zc && backend().features().send_zc_report;
     co_return s;
   }());
