@@ -147,7 +147,7 @@ net::Result<TrafficKeys> KeyTracker::keys(SSL* ssl, Direction d) const {
   k.cipher_nid = SSL_CIPHER_get_cipher_nid(cipher);
   switch (k.cipher_nid) {
     case NID_aes_128_gcm: k.key_len = 16; break;
-    case NID_aes_256_gcm: k.key_len = 32; break;
+    case NID_aes_256_gcm:
     case NID_chacha20_poly1305: k.key_len = 32; break;
     default: return keys_error(std::string("cipher ") + SSL_CIPHER_get_name(cipher) + " has no kernel record layer here");
   }
@@ -169,7 +169,7 @@ net::Result<TrafficKeys> KeyTracker::keys(SSL* ssl, Direction d) const {
   } else {
     const std::size_t iv_len = k.cipher_nid == NID_chacha20_poly1305 ? 12 : 4;
     // client key, server key, client IV, server IV (AEAD suites have no MAC keys)
-    std::array<unsigned char, 2 * (32 + 12)> block{};
+    std::array<unsigned char, std::size_t{2} * (32 + 12)> block{};
     if (!key_block(md, ssl, block.data(), 2 * (k.key_len + iv_len))) return keys_error("TLS 1.2 PRF: " + openssl_errors());
     const std::size_t key_at = client_keys ? 0 : k.key_len;
     const std::size_t iv_at = 2 * k.key_len + (client_keys ? 0 : iv_len);
