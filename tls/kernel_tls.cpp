@@ -94,31 +94,35 @@ net::Result<void> install(int fd, Direction d, const TrafficKeys& keys) {
   return {};
 }
 
-int send_alert(int fd, unsigned char level, unsigned char description) {
-  unsigned char body[2] = {level, description};
-  iovec iov{body, sizeof body};
+// One buffer and room for one record-type control message (SOL_TLS).
+struct RecordMessage {
+  RecordMessage(void* data, std::size_t len) : iov{data, len} {
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+  }
+  RecordMessage(const RecordMessage&) = delete;
+  RecordMessage& operator=(const RecordMessage&) = delete;
+  iovec iov;
   alignas(cmsghdr) char control[CMSG_SPACE(1)] = {};
   msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+};
+
+int send_alert(int fd, unsigned char level, unsigned char description) {
+  unsigned char body[2] = {level, description};
+  RecordMessage m(body, sizeof body);
+  cmsghdr* c = CMSG_FIRSTHDR(&m.msg);
   c->cmsg_level = SOL_TLS;
   c->cmsg_type = TLS_SET_RECORD_TYPE;
   c->cmsg_len = CMSG_LEN(1);
   *CMSG_DATA(c) = 21;  // SSL3_RT_ALERT
-  return ::sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof body) ? 0 : errno;
+  return ::sendmsg(fd, &m.msg, MSG_DONTWAIT | MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof body) ? 0 : errno;
 }
 
 net::Result<Record> read_record(int fd, std::span<char> buf) {
-  iovec iov{buf.data(), buf.size()};
-  alignas(cmsghdr) char control[CMSG_SPACE(1)] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
+  RecordMessage m(buf.data(), buf.size());
+  msghdr& msg = m.msg;
   // Non-blocking: the EIO that sends us here means the record is already whole in the socket.
   const ssize_t n = ::recvmsg(fd, &msg, MSG_DONTWAIT);
   if (n < 0) return os_error(errno, "recvmsg of a TLS control record");
