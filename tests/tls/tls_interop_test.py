@@ -88,6 +88,21 @@ def main():
         harness.check("tls handshake with 127.0.0.1" in err and "http request" in err,
                       f"plaintext reported on stderr ({err[-400:]!r})")
         harness.check("no application protocol" in err, "the ALPN refusal reported on stderr")
+        kernel = "tls-echo-server: kernel TLS on" in err
+        harness.check(kernel or 'tls-echo-server: kernel TLS off (kernel tls: setsockopt TCP_ULP "tls": ' in err,
+                      f"kernel TLS: on, or off with the reason, said at start ({err[:300]!r})")
+
+    # --kernel-tls required: where the kernel has no TLS, a clear error at start, exit 1.
+    if not kernel:
+        r = subprocess.run([SERVER, "--listen", "127.0.0.1:0", "--cert", os.path.join(CERTS, "server.pem"),
+                            "--key", os.path.join(CERTS, "server.key"), "--kernel-tls", "required"],
+                           capture_output=True, text=True, timeout=10)
+        harness.check(r.returncode == 1 and 'kernel TLS required: kernel tls: setsockopt TCP_ULP "tls"' in r.stderr,
+                      f"--kernel-tls required without kernel TLS: exit 1 with the reason ({r.returncode}, {r.stderr.strip()!r})")
+    r = subprocess.run([SERVER, "--listen", "127.0.0.1:0", "--cert", "c", "--key", "k", "--kernel-tls", "maybe"],
+                       capture_output=True, text=True, timeout=10)
+    harness.check(r.returncode != 0 and "--kernel-tls maybe: expected auto, required or off" in r.stderr,
+                  f"--kernel-tls with a bad value is refused ({r.returncode}, {r.stderr.strip()[:200]!r})")
 
     # A missing certificate is a clear error at start, exit 1.
     r = subprocess.run([SERVER, "--listen", "127.0.0.1:0", "--cert", "/nonexistent.pem", "--key", "x"],
