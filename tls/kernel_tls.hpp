@@ -3,6 +3,9 @@
 // tls::Stream hands a connection over with these pieces where the kernel has the ULP:
 //   if (auto r = kernel_tls::attach(fd); r) r = kernel_tls::install(fd, Direction::write, *tracker.keys(...));
 // Where it lacks it (no CONFIG_TLS), attach() fails with ENOENT and the stream keeps its records in user space.
+// Why not OpenSSL's own kTLS (SSL_OP_ENABLE_KTLS): it works only on socket BIOs, whose reads and writes would
+// bypass the runtime; corio's streams use memory BIOs, so the hand-over is done here, from the keys and
+// sequence numbers KeyTracker takes out of OpenSSL.
 #pragma once
 #include <linux/tls.h>
 #include <sys/socket.h>

@@ -166,18 +166,16 @@ void PrintTo(const Suite& s, std::ostream* os) { *os << s.name; }
 
 class KernelRecordLayer : public ::testing::TestWithParam<Suite> {};
 
-TEST_P(KernelRecordLayer, TakesOverFromOpenSslAtTheHandOver) {
-  const Suite& p = GetParam();
-  ContextOptions o;
-  o.min_version = o.max_version = p.version;
-  (p.version == TLS1_3_VERSION ? o.ciphersuites : o.ciphers) = p.suites;
-  Context server_ctx = testing::context(true, o);
-  Context client_ctx = testing::context(false, o);
+// One connection, from handshake to close_notify, with the kernel's records standing in where tls::Stream
+// hands over. Returns the client's session, for a resumption.
+SSL_SESSION* hand_over(const Context& client_ctx, const Context& server_ctx, const Suite& p, SSL_SESSION* resume) {
   MemoryPair pair(client_ctx, server_ctx);
+  if (resume != nullptr) SSL_set_session(pair.client, resume);
   // The client's first request follows its Finished; 7 bytes of it are still on the way when the server
   // finishes (as in tls::Stream, where the server hands over with whatever its last read brought).
   pair.handshake([&] { ASSERT_EQ(SSL_write(pair.client, "request", 7), 7); }, 7);
-  ASSERT_EQ(SSL_version(pair.server), p.version);
+  EXPECT_EQ(SSL_version(pair.server), p.version);
+  EXPECT_EQ(SSL_session_reused(pair.server), resume != nullptr ? 1 : 0);
 
   // Server: the kernel starts at a record boundary, after the request (read by OpenSSL).
   EXPECT_EQ(missing_in(pair.server), 7u);
@@ -192,7 +190,7 @@ TEST_P(KernelRecordLayer, TakesOverFromOpenSslAtTheHandOver) {
   }
 
   // What the client's OpenSSL sends next, the server's kernel opens.
-  ASSERT_EQ(SSL_write(pair.client, "second", 6), 6);
+  EXPECT_EQ(SSL_write(pair.client, "second", 6), 6);
   const auto [type, text] = server_rx.open(MemoryPair::written(pair.client));
   EXPECT_EQ(type, SSL3_RT_APPLICATION_DATA);
   EXPECT_EQ(text, "second");
@@ -213,6 +211,24 @@ TEST_P(KernelRecordLayer, TakesOverFromOpenSslAtTheHandOver) {
   const auto [alert_type, alert] = client_rx.open(server_tx.seal(SSL3_RT_ALERT, std::string("\1\0", 2)));
   EXPECT_EQ(alert_type, SSL3_RT_ALERT);
   EXPECT_EQ(alert, std::string("\1\0", 2));
+  // As tls::Stream marks a connection closed through the kernel: its session stays resumable.
+  SSL_set_shutdown(pair.client, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+  return SSL_get1_session(pair.client);
+}
+
+// A full handshake, then one resumed from its session (TLS 1.3 ticket / TLS 1.2 ticket).
+TEST_P(KernelRecordLayer, TakesOverFromOpenSslAtTheHandOver) {
+  const Suite& p = GetParam();
+  ContextOptions o;
+  o.min_version = o.max_version = p.version;
+  (p.version == TLS1_3_VERSION ? o.ciphersuites : o.ciphers) = p.suites;
+  Context server_ctx = testing::context(true, o);
+  Context client_ctx = testing::context(false, o);
+  SSL_SESSION* session = hand_over(client_ctx, server_ctx, p, nullptr);
+  ASSERT_NE(session, nullptr);
+  ASSERT_EQ(SSL_SESSION_is_resumable(session), 1);
+  SSL_SESSION_free(hand_over(client_ctx, server_ctx, p, session));
+  SSL_SESSION_free(session);
 }
 
 INSTANTIATE_TEST_SUITE_P(
