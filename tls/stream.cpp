@@ -28,7 +28,8 @@ struct Stream::State {
   BIO* in = nullptr;   // bytes from the network, for OpenSSL to read
   BIO* out = nullptr;  // bytes OpenSSL wrote, for the network
   std::string session_key;  // client: host:port
-  std::vector<char> buf = std::vector<char>(std::size_t{16} * 1024 + 512);  // one TLS record and its header
+  static constexpr std::size_t kRecordBuffer = std::size_t{16} * 1024 + 512;  // one TLS record and its header
+  std::vector<char> buf = std::vector<char>(kRecordBuffer);
 
   // Kernel TLS.
   std::unique_ptr<KeyTracker> tracker;  // while a direction is still to be handed to the kernel
@@ -94,11 +95,13 @@ struct Stream::State {
     return true;
   }
 
-  // Stops watching keys once nothing more will be handed over.
+  // Stops watching keys once nothing more will be handed over; with both directions in the kernel the
+  // record buffer goes too (an idle connection then holds no record-sized memory of ours).
   void release_tracker() {
     if (tracker == nullptr || rx_after_first_read) return;
     KeyTracker::detach(ssl);
     tracker.reset();
+    if (kernel_tx && kernel_rx) buf = {};
   }
 
   // The kernel must start receiving at a record boundary with everything before it decrypted: completes a
@@ -152,6 +155,7 @@ struct Stream::State {
       if (n && *n == 0) co_return net::make_error(EPIPE, what + ": truncated (connection closed without close_notify)");
       if (n) co_return *n;
       if (n.error().code != EIO) co_return net::make_error(n.error().code, what + " (kernel TLS): " + n.error().context);
+      if (buf.empty()) buf.resize(kRecordBuffer);  // a control record: rare (alerts, late tickets)
       auto record = kernel_tls::read_record(tcp.fd(), buf);
       if (!record) co_return net::make_error(record.error().code, what + ": " + record.error().context);
       const auto* body = reinterpret_cast<const unsigned char*>(buf.data());
