@@ -445,6 +445,10 @@ int main(int argc, char** argv) {
       return 2;
     }
     tls_ctx.emplace(std::move(*c));
+    if (!f.json) {
+      std::fprintf(stderr, "corio-load: kernel TLS %s\n",
+                   tls_ctx->kernel_tls() ? "on" : ("off (" + tls_ctx->kernel_tls_note() + ")").c_str());
+    }
   }
   f.reactors = std::min(f.reactors, f.conns);
   Progress progress;
