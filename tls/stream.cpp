@@ -38,7 +38,7 @@ struct Stream::State {
   bool kernel_rx = false;
   bool rx_after_first_read = false;  // client: receiving goes to the kernel after the first read
   bool close_notify_received = false;
-  std::string kernel_note;  // why records stay in user space
+  std::string kernel_note;  // why records stay in user space, when the context has kernel TLS
   std::vector<char> plain;  // decrypted in user space while handing receiving over: read before the kernel
   std::size_t plain_at = 0;
 
@@ -70,10 +70,7 @@ struct Stream::State {
   }
 
   void watch_keys() {
-    if (!ctx->kernel_tls()) {
-      kernel_note = ctx->kernel_tls_note();
-      return;
-    }
+    if (!ctx->kernel_tls()) return;  // the context's note says why
     tracker = std::make_unique<KeyTracker>();
     tracker->attach(ssl);
   }
@@ -380,6 +377,8 @@ std::string_view Stream::cipher() const noexcept { return SSL_get_cipher_name(s_
 const net::TcpStream& Stream::tcp() const noexcept { return s_->tcp; }
 bool Stream::kernel_tx() const noexcept { return s_->kernel_tx; }
 bool Stream::kernel_rx() const noexcept { return s_->kernel_rx; }
-std::string_view Stream::kernel_tls_note() const noexcept { return s_->kernel_note; }
+std::string_view Stream::kernel_tls_note() const noexcept {
+  return s_->ctx->kernel_tls() ? s_->kernel_note : s_->ctx->kernel_tls_note();
+}
 
 }  // namespace corio::tls
