@@ -70,7 +70,8 @@ class Backend {
   virtual void abandon(Operation& op) noexcept = 0;
   // This reactor's receive buffers (see BufferPool).
   virtual BufferPool& buffers() noexcept = 0;
-  virtual const Features& features() const noexcept = 0;
+  // Not virtual: asked on every write_all.
+  const Features& features() const noexcept { return features_; }
   // This reactor's registered buffers (plain memory where registration is unavailable).
   virtual FixedBuffers& fixed_buffers() noexcept = 0;
   // Registers `fd` in this reactor's file table: the slot, used as the descriptor with IOSQE_FIXED_FILE,
@@ -89,6 +90,9 @@ class Backend {
   // Interrupts `target`'s poll() from this backend's own thread, if this backend has a cheaper way than
   // target.wake(). Returns false when it has none.
   virtual bool wake_peer(Backend& target) noexcept = 0;
+
+ protected:
+  Features features_;  // set by the backend as it probes; all off on epoll
 };
 
 // Creates the backend for the calling thread (io_uring rings are bound to the thread that creates them).

@@ -48,7 +48,6 @@ class EpollBackend final : public Backend {
 
   std::string describe() const override { return "epoll: readiness and retry; wake=eventfd; buffers: taken per read"; }
   BufferPool& buffers() noexcept override { return buffers_; }
-  const Features& features() const noexcept override { return features_; }
   FixedBuffers& fixed_buffers() noexcept override { return fixed_; }
   int register_file(int) noexcept override { return -1; }
   void unregister_file(int) noexcept override {}
@@ -224,7 +223,6 @@ class EpollBackend final : public Backend {
 
   BufferPool buffers_;
   FixedBuffers fixed_;
-  Features features_;
   int epfd_ = -1;
   int wake_fd_ = -1;
   std::size_t in_flight_ = 0;

@@ -157,7 +157,6 @@ class UringBackend final : public Backend {
   }
 
   BufferPool& buffers() noexcept override { return *buffers_; }
-  const Features& features() const noexcept override { return features_; }
   FixedBuffers& fixed_buffers() noexcept override { return *fixed_; }
 
   int register_file(int fd) noexcept override {
@@ -441,7 +440,6 @@ class UringBackend final : public Backend {
   std::deque<int> free_slots_;
   std::string files_note_;
   std::string buffers_note_;
-  Features features_;
   const char* setup_names_ = "";
   std::string cq_note_;
   int wake_fd_ = -1;
