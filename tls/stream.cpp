@@ -60,6 +60,21 @@ struct Stream::State {
     co_return Result<void>{};
   }
 
+  // After an OpenSSL call that did not finish with `err`: sends what it wrote first (TLS 1.3 tickets and
+  // key updates are written while reading; an alert lets the peer learn why), then fails with OpenSSL's
+  // reason, or reads more for it (a failed read names `what` too). False at end of stream.
+  task<Result<bool>> advance(int err, const std::string& what, Clock::time_point deadline) {
+    // The reason is read now: OpenSSL's error queue is per thread, and other connections run meanwhile.
+    std::optional<Error> failed;
+    if (err != SSL_ERROR_WANT_READ) failed = failure(what);
+    auto flushed = co_await flush(deadline);
+    if (failed) co_return *failed;
+    if (!flushed) co_return flushed.error();
+    auto more = co_await fill(deadline);
+    if (!more) co_return net::make_error(more.error().code, what + ": " + more.error().context);
+    co_return *more;
+  }
+
   // Reads from the network into OpenSSL. False at end of stream.
   task<Result<bool>> fill(Clock::time_point deadline) {
     auto n = co_await tcp.read_some(buf).deadline(deadline);
@@ -260,17 +275,13 @@ task<Result<Stream>> Stream::handshake(std::unique_ptr<State> s, Clock::time_poi
   for (;;) {
     ERR_clear_error();
     const int r = SSL_do_handshake(s->ssl);
-    const int err = r == 1 ? SSL_ERROR_NONE : SSL_get_error(s->ssl, r);
-    // The reason is read now: OpenSSL's error queue is per thread, and other connections run meanwhile.
-    std::optional<Error> failed;
-    if (err != SSL_ERROR_NONE && err != SSL_ERROR_WANT_READ) failed = s->failure(what);
-    // Whatever OpenSSL wrote goes out first, an alert included, so the peer learns why.
-    auto flushed = co_await s->flush(deadline);
-    if (failed) co_return *failed;
-    if (!flushed) co_return flushed.error();
-    if (err == SSL_ERROR_NONE) break;
-    auto more = co_await s->fill(deadline);
-    if (!more) co_return net::make_error(more.error().code, what + ": " + more.error().message());
+    if (r == 1) {
+      auto flushed = co_await s->flush(deadline);
+      if (!flushed) co_return flushed.error();
+      break;
+    }
+    auto more = co_await s->advance(SSL_get_error(s->ssl, r), what, deadline);
+    if (!more) co_return more.error();
     if (!*more) co_return net::make_error(ECONNRESET, what + ": the peer closed the connection mid-handshake");
   }
   const ContextOptions& o = s->ctx->options();
@@ -321,13 +332,7 @@ task<Result<std::size_t>> Stream::read_some(std::span<char> buf, Clock::time_poi
     if (r == 1) co_return n;
     const int err = SSL_get_error(s.ssl, r);
     if (err == SSL_ERROR_ZERO_RETURN) co_return std::size_t{0};
-    std::optional<Error> failed;
-    if (err != SSL_ERROR_WANT_READ) failed = s.failure("tls read from " + s.peer());
-    // TLS 1.3 tickets and key updates make OpenSSL write while it reads: send that first (an alert too).
-    auto flushed = co_await s.flush(deadline);
-    if (failed) co_return *failed;
-    if (!flushed) co_return flushed.error();
-    auto more = co_await s.fill(deadline);
+    auto more = co_await s.advance(err, "tls read from " + s.peer(), deadline);
     if (!more) co_return more.error();
     if (!*more) co_return net::make_error(EPIPE, "tls read from " + s.peer() + ": truncated (connection closed without close_notify)");
   }
