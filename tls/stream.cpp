@@ -32,12 +32,12 @@ struct Stream::State {
   std::vector<char> buf = std::vector<char>(kRecordBuffer);
 
   // Kernel TLS.
-  std::unique_ptr<KeyTracker> tracker;  // while a direction is still to be handed to the kernel
+  // While a direction is still to be handed to the kernel: after the handshake, a client's receiving (it
+  // moves after the first read).
+  std::unique_ptr<KeyTracker> tracker;
   bool ulp_attached = false;
   bool kernel_tx = false;
   bool kernel_rx = false;
-  bool rx_after_first_read = false;  // client: receiving goes to the kernel after the first read
-  bool close_notify_received = false;
   std::string kernel_note;  // why records stay in user space, when the context has kernel TLS
   std::vector<char> plain;  // decrypted in user space while handing receiving over: read before the kernel
   std::size_t plain_at = 0;
@@ -107,10 +107,9 @@ struct Stream::State {
     return true;
   }
 
-  // Stops watching keys once nothing more will be handed over; with both directions in the kernel the
-  // record buffer goes too (an idle connection then holds no record-sized memory of ours).
+  // Stops watching keys: nothing more will be handed over. With both directions in the kernel the record
+  // buffer goes too (an idle connection then holds no record-sized memory of ours).
   void release_tracker() {
-    if (tracker == nullptr || rx_after_first_read) return;
     KeyTracker::detach(ssl);
     tracker.reset();
     if (kernel_tx && kernel_rx) buf = {};
@@ -162,7 +161,7 @@ struct Stream::State {
   task<Result<std::size_t>> kernel_read(std::span<char> dst, Clock::time_point deadline) {
     const std::string what = "tls read from " + peer();
     for (;;) {
-      if (close_notify_received) co_return std::size_t{0};
+      if ((SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN) != 0) co_return std::size_t{0};
       auto n = co_await tcp.read_some(dst).deadline(deadline);
       if (n && *n == 0) co_return net::make_error(EPIPE, what + ": truncated (connection closed without close_notify)");
       if (n) co_return *n;
@@ -177,7 +176,6 @@ struct Stream::State {
         co_return take_plain(dst);
       }
       if (record->type == SSL3_RT_ALERT && record->size >= 2 && body[1] == SSL_AD_CLOSE_NOTIFY) {
-        close_notify_received = true;
         SSL_set_shutdown(ssl, SSL_get_shutdown(ssl) | SSL_RECEIVED_SHUTDOWN);
         co_return std::size_t{0};
       }
@@ -305,10 +303,8 @@ task<Result<Stream>> Stream::handshake(std::unique_ptr<State> s, Clock::time_poi
     if (s->ctx->is_server()) {
       auto r = co_await s->hand_over_receiving(deadline);
       if (!r) co_return net::make_error(r.error().code, what + ": " + r.error().context);
-    } else {
-      s->rx_after_first_read = s->kernel_note.empty();
     }
-    s->release_tracker();
+    if (s->ctx->is_server() || !s->kernel_tx) s->release_tracker();
   }
   co_return Stream(std::move(s));
 }
@@ -321,8 +317,7 @@ task<Result<std::size_t>> Stream::read_some(std::span<char> buf, Clock::time_poi
     ERR_clear_error();
     std::size_t n = 0;
     const int r = SSL_read_ex(s.ssl, buf.data(), buf.size(), &n);
-    if (r == 1 && s.rx_after_first_read) {
-      s.rx_after_first_read = false;
+    if (r == 1 && s.tracker != nullptr) {
       // `n` bytes are the caller's already: a failure here leaves receiving in user space, where the same
       // failure will show on the next read.
       auto moved = co_await s.hand_over_receiving(deadline);
