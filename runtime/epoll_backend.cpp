@@ -63,8 +63,7 @@ class EpollBackend final : public Backend {
   }
 
   void abandon(Operation& op) noexcept override {
-    for (std::vector<Done>* list : {&done_, batch_}) {
-      if (list == nullptr) continue;
+    for (std::vector<Done>* list : {&done_, &dispatching_}) {  // dispatching_ is empty outside dispatch()
       for (Done& d : *list) {
         if (d.op != &op) continue;
         op.discard(d.res, 0);
@@ -80,9 +79,9 @@ class EpollBackend final : public Backend {
 
   void poll(std::optional<std::chrono::nanoseconds> timeout) override {
     // First tries of what was submitted since the last turn: most complete here, with no wait at all.
-    std::vector<Operation*> tries;
-    tries.swap(tries_);
-    for (Operation* op : tries) attempt(*op);
+    trying_.swap(tries_);  // tries_ keeps trying_'s capacity: no allocation per turn
+    for (Operation* op : trying_) attempt(*op);
+    trying_.clear();
     if (!done_.empty() || !tries_.empty()) timeout = std::chrono::nanoseconds::zero();
     if (!deadlines_.empty()) {
       auto until = deadlines_.begin()->first - Clock::now();
@@ -162,10 +161,9 @@ class EpollBackend final : public Backend {
   void ready(int fd, std::uint32_t events) {
     auto it = waiting_.find(fd);
     if (it == waiting_.end()) return;
-    std::vector<Operation*> ops;
-    ops.swap(it->second.ops);
+    readying_.swap(it->second.ops);
     const bool all = events & (EPOLLERR | EPOLLHUP | EPOLLRDHUP);
-    for (Operation* op : ops) {
+    for (Operation* op : readying_) {
       if (!all && !(op->readiness().events & events)) {
         it->second.ops.push_back(op);
         continue;
@@ -174,6 +172,7 @@ class EpollBackend final : public Backend {
       if (res == -EAGAIN) it->second.ops.push_back(op);
       else finish(*op, res);
     }
+    readying_.clear();
     if (!it->second.ops.empty()) arm(fd, it->second);
   }
 
@@ -208,17 +207,16 @@ class EpollBackend final : public Backend {
   }
 
   void dispatch() {
-    // Completions may submit, cancel or abandon others (abandon() looks in batch_ too): take the batch.
-    std::vector<Done> batch;
-    batch.swap(done_);
-    batch_ = &batch;
-    for (Done& d : batch) {
+    // Completions may submit, cancel or abandon others (abandon() looks in dispatching_ too): take the batch.
+    // dispatching_ and done_ trade buffers, so neither is allocated again per turn.
+    dispatching_.swap(done_);
+    for (Done& d : dispatching_) {
       Operation* op = std::exchange(d.op, nullptr);
       if (op == nullptr) continue;
       --in_flight_;
       op->complete(d.res, 0);
     }
-    batch_ = nullptr;
+    dispatching_.clear();
   }
 
   BufferPool buffers_;
@@ -227,8 +225,10 @@ class EpollBackend final : public Backend {
   int wake_fd_ = -1;
   std::size_t in_flight_ = 0;
   std::vector<Operation*> tries_;
+  std::vector<Operation*> trying_;    // tries_ as poll() takes it
+  std::vector<Operation*> readying_;  // one descriptor's waiters as ready() takes them
   std::vector<Done> done_;
-  std::vector<Done>* batch_ = nullptr;
+  std::vector<Done> dispatching_;     // done_ as dispatch() takes it
   std::unordered_map<int, Waiters> waiting_;
   std::set<std::pair<Clock::time_point, Operation*>> deadlines_;
 };
