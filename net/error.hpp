@@ -3,6 +3,7 @@
 // End of stream is not an error: read_some returns 0.
 #pragma once
 #include <cerrno>
+#include <cstddef>
 #include <string>
 #include <utility>
 #include <variant>
@@ -12,6 +13,8 @@ namespace corio::net {
 struct Error {
   int code = 0;         // errno value
   std::string context;  // what failed, with its arguments
+  // Bytes written before the failure (write_all: a stopped, timed-out or failed write still sent these).
+  std::size_t transferred = 0;
   std::string message() const;
   bool timed_out() const noexcept { return code == ETIMEDOUT; }
   bool cancelled() const noexcept { return code == ECANCELED; }

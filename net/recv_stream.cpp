@@ -14,11 +14,11 @@ RecvStream::RecvStream(const TcpStream& stream)
     : stream_(&stream),
       pool_(&Reactor::current()->backend().buffers()),
       multishot_(Reactor::current()->backend().features().multishot_recv) {
-  if (stream.is_open()) slot_ = Reactor::current()->backend().register_file(stream.fd());
+  stream.file_slot();
 }
 
 RecvStream::~RecvStream() {
-  retire();  // waits for the kernel's last completion; discard() returns buffers it carried
+  retire();  // an armed receive is left to the backend, with the buffer it holds (leftovers())
   if (TimerEntry::armed()) Reactor::current()->timers().disarm(*this);
   if (waiting_buffers_) pool_->unwait(*this);
   while (count_ > 0) {
@@ -26,11 +26,11 @@ RecvStream::~RecvStream() {
     if (item.res > 0) pool_->give_back(item.buf);
   }
   if (held_ >= 0) pool_->give_back(static_cast<std::uint16_t>(held_));
-  if (slot_ >= 0) Reactor::current()->backend().unregister_file(slot_);
 }
 
 void RecvStream::prepare(io_uring_sqe& sqe) noexcept {
-  const int fd = slot_ >= 0 ? slot_ : stream_->fd();
+  const int slot = stream_->registered_slot();
+  const int fd = slot >= 0 ? slot : stream_->fd();
   if (!pool_->kernel_selects()) {
     io_uring_prep_recv(&sqe, fd, pool_->data(static_cast<std::uint16_t>(held_)), pool_->buffer_size(), 0);
   } else {
@@ -39,7 +39,7 @@ void RecvStream::prepare(io_uring_sqe& sqe) noexcept {
     sqe.flags |= IOSQE_BUFFER_SELECT;
     sqe.buf_group = pool_->group();
   }
-  if (slot_ >= 0) sqe.flags |= IOSQE_FIXED_FILE;
+  if (slot >= 0) sqe.flags |= IOSQE_FIXED_FILE;
 }
 
 int RecvStream::perform() noexcept {
@@ -68,6 +68,10 @@ bool RecvStream::wait(std::coroutine_handle<> waiter, const std::stop_token* tok
     return false;
   }
   if (end_res_ <= 0) return false;
+  if (!stream_->is_open()) {
+    end_res_ = -ECANCELED;  // closed: nothing to receive
+    return false;
+  }
   waiter_ = waiter;
   if (!armed_ && !waiting_buffers_) arm();
   Reactor& home = *Reactor::current();
@@ -95,6 +99,11 @@ void RecvStream::complete(int res, std::uint32_t flags) noexcept {
     armed_ = false;
     settled();
   }
+  if (res == -ECANCELED && !stream_->is_open()) {  // close() ended the receive: so does the stream
+    end_res_ = res;
+    wake();
+    return;
+  }
   if (res == -ECANCELED || res == -ENOBUFS || (res == -EINVAL && multishot_)) {
     if (res == -ENOBUFS && !pool_->grow()) {  // the ring is at its size: wait for buffers to come back
       waiting_buffers_ = true;
@@ -115,13 +124,7 @@ void RecvStream::complete(int res, std::uint32_t flags) noexcept {
   wake();
 }
 
-void RecvStream::discard(int res, std::uint32_t flags) noexcept {
-  if (flags & IORING_CQE_F_BUFFER) {
-    pool_->lend();
-    pool_->give_back(static_cast<std::uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT));
-  }
-  (void)res;
-}
+Leftovers RecvStream::leftovers() noexcept { return {.pool_buffer = std::exchange(held_, -1)}; }
 
 void RecvStream::buffers_available() noexcept {
   waiting_buffers_ = false;
@@ -184,7 +187,7 @@ Result<RecvBuffer> RecvStream::take() {
   }
   if (res > 0) return RecvBuffer(*pool_, buf, static_cast<std::uint32_t>(res));
   if (res == 0) return RecvBuffer();
-  return make_error(res, "read from " + stream_->peer().to_string());
+  return io_error(*stream_, "read from", res);
 }
 
 }  // namespace corio::net

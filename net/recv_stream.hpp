@@ -6,8 +6,9 @@
 // At most kMaxQueued buffers wait unread per stream: beyond that it stops receiving until they are read,
 // so one slow reader cannot drain the pool. Buffers the application keeps count against the pool: keeping
 // all of them (BufferPoolOptions::limit) stops every receive on the reactor until one comes back, so copy
-// out what you keep for long. On io_uring the stream registers its socket in the reactor's file table
-// for its lifetime: destroy it before closing the TcpStream, or the socket stays open until it goes.
+// out what you keep for long. On io_uring its receives name the socket by its file-table slot
+// (TcpStream::file_slot()). Closing the TcpStream ends the receive: next() then fails with ECANCELED.
+// Dropping an armed stream costs no system call: the backend settles the receive's last completions.
 //   RecvStream rx(conn);
 //   for (;;) {
 //     auto chunk = co_await rx.next(Clock::now() + 30s);
@@ -69,7 +70,7 @@ class RecvStream final : public Operation, private TimerEntry, private BufferWai
   void complete(int res, std::uint32_t flags) noexcept override;
   void cancel_on_home() noexcept override;
   void resume_after_cancel() noexcept override { std::exchange(waiter_, {}).resume(); }
-  void discard(int res, std::uint32_t flags) noexcept override;
+  Leftovers leftovers() noexcept override;
   void fire() noexcept override;  // deadline, or a stop seen while not armed
   void buffers_available() noexcept override;
   bool wait(std::coroutine_handle<> waiter, const std::stop_token* token, Clock::time_point deadline);
@@ -87,7 +88,6 @@ class RecvStream final : public Operation, private TimerEntry, private BufferWai
   std::uint16_t head_ = 0;
   std::uint16_t count_ = 0;
   int held_ = -1;     // buffer taken for a read we issue ourselves
-  int slot_ = -1;     // the socket in the reactor's file table (io_uring), while this stream lives
   int end_res_ = 1;   // once <= 0: the stream ended (0) or failed (-errno); next() repeats it
   bool armed_ = false;
   bool multishot_;

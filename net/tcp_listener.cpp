@@ -28,7 +28,7 @@ Readiness AcceptImpl::readiness() const noexcept { return {listener->fd(), EPOLL
 Result<TcpStream> AcceptImpl::await_resume() { return listener->adopt(result(), &peer, peer_len); }
 
 AcceptStream::AcceptStream(const TcpListener& l) noexcept
-    : listener_(&l), multishot_(l.options().multishot_accept) {}
+    : listener_(&l), multishot_(l.options().multishot_accept && Reactor::current()->backend().features().multishot_accept) {}
 
 AcceptStream::~AcceptStream() {
   retire();
@@ -64,15 +64,6 @@ void AcceptStream::complete(int res, std::uint32_t flags) noexcept {
   if (!(flags & IORING_CQE_F_MORE)) {
     armed_ = false;
     settled();
-    if (res >= 0) multishot_ = false;  // one connection per submission: this backend has no multishot
-    if (res == -EINVAL && multishot_) {  // this kernel has no multishot accept: single shots from now on
-      multishot_ = false;
-      if (waiter_) {
-        armed_ = true;
-        submit_on_current_reactor();
-      }
-      return;
-    }
   }
   queue_.push_back(res);
   if (waiter_ && unwatch()) std::exchange(waiter_, {}).resume();
@@ -124,8 +115,11 @@ Result<TcpListener> TcpListener::bind(const Address& at, ListenOptions options) 
   return l;
 }
 
-TcpListener::~TcpListener() {
-  if (fd_ >= 0) ::close(fd_);
+void TcpListener::close() noexcept {
+  if (fd_ < 0) return;
+  if (Reactor* r = Reactor::current()) r->backend().close(fd_, -1);
+  else ::close(fd_);
+  fd_ = -1;
 }
 
 }  // namespace corio::net

@@ -23,6 +23,9 @@ struct AcceptImpl : Operation {
   bool returns_fd() const noexcept override { return true; }
   // The accepted stream, with the listener's SocketOptions applied; EMFILE/ENFILE and the rest as Errors.
   Result<TcpStream> await_resume();
+  std::span<const char> lent() const noexcept override {
+    return {reinterpret_cast<const char*>(&peer), sizeof peer};  // NOLINT(cppcoreguidelines-pro-type-reinterpret-cast)
+  }
   const TcpListener* listener;
   sockaddr_storage peer{};  // written by the kernel
   socklen_t peer_len = sizeof peer;
@@ -31,16 +34,18 @@ struct AcceptImpl : Operation {
 struct ListenOptions {
   int backlog = 4096;
   bool reuseport = false;
-  bool multishot_accept = true;  // AcceptStream: one armed submission for many connections, where supported
+  // AcceptStream: one armed submission for many connections, where the backend has it (probed at
+  // start-up: Features::multishot_accept).
+  bool multishot_accept = true;
   SocketOptions accepted;        // applied to every accepted socket
 };
 
 // AcceptStream: accepts connections with one multishot accept (IORING_ACCEPT_MULTISHOT): the kernel keeps
 // accepting and posts a completion per connection, with no submission per accept. When it stops (an error
-// such as EMFILE, or a kernel without multishot accept: then single-shot accepts from there on), the next
-// next() arms it again. A backend without multishot (epoll) accepts one connection per next(): the same
-// behaviour, observable only as multishot() == false. Connections accepted while nobody awaits wait in a queue; destroying the stream
-// cancels the accept and closes them.
+// such as EMFILE), the next next() arms it again. Where the kernel lacks multishot accept (probed at
+// start-up) or on epoll it accepts one connection per next(): the same behaviour, observable only as
+// multishot() == false. Connections accepted while nobody awaits wait in a queue; destroying the stream
+// cancels the accept and closes them. Closing the listener ends the accept with ECANCELED.
 //   AcceptStream accepts(listener);
 //   for (;;) { auto c = co_await accepts.next(); if (!c) ...; spawn(serve(std::move(*c))); }
 class AcceptStream final : public Operation {
@@ -93,7 +98,11 @@ class TcpListener {
   TcpListener(TcpListener&& o) noexcept : fd_(std::exchange(o.fd_, -1)), local_(o.local_), options_(o.options_) {}
   TcpListener& operator=(TcpListener&&) = delete;
   TcpListener(const TcpListener&) = delete;
-  ~TcpListener();
+  ~TcpListener() { close(); }
+
+  // Stops listening: pending accepts end with ECANCELED, then the socket is closed (new connections are
+  // refused from then on).
+  void close() noexcept;
 
   // Takes .timeout(d), .deadline(t), .stop_token(t) like any operation.
   Op<AcceptImpl> accept() const noexcept { return Op<AcceptImpl>(*this); }

@@ -47,8 +47,14 @@ int RecvImpl::perform() noexcept {
 
 Readiness RecvImpl::readiness() const noexcept { return {stream->fd(), EPOLLIN}; }
 
+Error io_error(const TcpStream& s, const char* what, int res) {
+  std::string context = std::string(what) + " " + s.peer().to_string();
+  if (res == -ECANCELED && !s.is_open()) context += " (stream closed)";
+  return make_error(res, std::move(context));
+}
+
 Result<std::size_t> RecvImpl::await_resume() const {
-  if (result() < 0) return make_error(result(), "read from " + stream->peer().to_string());
+  if (result() < 0) return io_error(*stream, "read from", result());
   return static_cast<std::size_t>(result());
 }
 
@@ -78,11 +84,19 @@ void SendImpl::complete(int res, std::uint32_t flags) noexcept {
     sent = res;
     return;
   }
-  if (all && res > 0 && done + static_cast<std::size_t>(res) < buf.size() && !cancel_requested()) {
-    done += static_cast<std::size_t>(res);  // short send: the rest goes in another round
-    mode.zero_copy = mode.zero_copy && !stream->zero_copy_disabled();
-    submit_on_current_reactor();
-    return;
+  if (all && res > 0) {
+    done += static_cast<std::size_t>(res);
+    if (done < buf.size()) {
+      // A short send: the rest goes in another round, unless a stop came meanwhile. Then the operation
+      // ends stopped, having sent `done` bytes (never as a success).
+      if (cancel_requested()) {
+        res = -ECANCELED;
+      } else {
+        mode.zero_copy = mode.zero_copy && !stream->zero_copy_disabled();
+        submit_on_current_reactor();
+        return;
+      }
+    }
   }
   Operation::complete(res, flags);
 }
@@ -100,19 +114,23 @@ int SendImpl::perform() noexcept {
 Readiness SendImpl::readiness() const noexcept { return {stream->fd(), EPOLLOUT}; }
 
 Result<std::size_t> SendImpl::await_resume() const {
-  if (result() < 0) return make_error(result(), "write to " + stream->peer().to_string());
+  if (result() < 0) return io_error(*stream, "write to", result());
   return static_cast<std::size_t>(result());
 }
 
 Result<void> SendAllImpl::await_resume() const {
-  if (result() < 0) return make_error(result(), "write to " + stream->peer().to_string());
-  return {};
+  if (result() >= 0) return {};
+  Error e = io_error(*stream, "write to", result());
+  e.transferred = done;
+  return e;
 }
 
 TcpStream& TcpStream::operator=(TcpStream&& o) noexcept {
   if (this != &o) {
     close();
     fd_ = std::exchange(o.fd_, -1);
+    slot_ = o.slot_;
+    o.slot_ = -1;
     peer_ = o.peer_;
     plain_sends_ = o.plain_sends_;
   }
@@ -159,8 +177,18 @@ Result<void> TcpStream::shutdown_write() const {
   return {};
 }
 
+int TcpStream::file_slot() const noexcept {
+  if (slot_ < 0 && fd_ >= 0) slot_ = Reactor::current()->backend().register_file(fd_);
+  return slot_;
+}
+
 void TcpStream::close() noexcept {
-  if (fd_ >= 0) ::close(std::exchange(fd_, -1));
+  if (fd_ < 0) return;
+  // Off a reactor (a stream outliving its runtime) nothing can be pending: a plain close.
+  if (Reactor* r = Reactor::current()) r->backend().close(fd_, slot_);
+  else ::close(fd_);
+  fd_ = -1;
+  slot_ = -1;
 }
 
 }  // namespace corio::net

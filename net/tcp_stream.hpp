@@ -28,6 +28,7 @@ struct RecvImpl : Operation {
   void prepare(io_uring_sqe& sqe) noexcept override;
   int perform() noexcept override;
   Readiness readiness() const noexcept override;
+  std::span<const char> lent() const noexcept override { return buf; }
   Result<std::size_t> await_resume() const;
   const TcpStream* stream;
   std::span<char> buf;
@@ -48,6 +49,7 @@ struct SendImpl : Operation {
   void prepare(io_uring_sqe& sqe) noexcept override;
   int perform() noexcept override;
   Readiness readiness() const noexcept override;
+  std::span<const char> lent() const noexcept override { return buf; }
   void complete(int res, std::uint32_t flags) noexcept override;
   Result<std::size_t> await_resume() const;
   const TcpStream* stream;
@@ -55,10 +57,11 @@ struct SendImpl : Operation {
   SendMode mode;
   int sent = 0;           // a zero-copy send's result, held until its notification
   bool all = false;       // SendAllImpl: re-issue after a short send until every byte is out
-  std::size_t done = 0;   // bytes sent by earlier rounds (all)
+  std::size_t done = 0;   // bytes sent by earlier rounds (all), and by the last one once it ends
 };
 
-// write_all(): one operation that re-issues itself after short sends (no task frame per write).
+// write_all(): one operation that re-issues itself after short sends (no task frame per write). Stopped,
+// timed out or failed part-way, it is an Error whose `transferred` says how many bytes the peer was sent.
 struct SendAllImpl : SendImpl {
   SendAllImpl(const TcpStream& s, std::span<const char> buf, SendMode mode, Clock::time_point until) noexcept
       : SendImpl(s, buf, mode) {
@@ -73,7 +76,9 @@ class TcpStream {
   TcpStream() = default;
   // Takes ownership of a connected socket.
   TcpStream(int fd, Address peer) noexcept : fd_(fd), peer_(peer) {}
-  TcpStream(TcpStream&& o) noexcept : fd_(std::exchange(o.fd_, -1)), peer_(o.peer_), plain_sends_(o.plain_sends_) {}
+  TcpStream(TcpStream&& o) noexcept : fd_(std::exchange(o.fd_, -1)), slot_(o.slot_), plain_sends_(o.plain_sends_), peer_(o.peer_) {
+    o.slot_ = -1;
+  }
   TcpStream& operator=(TcpStream&& o) noexcept;
   TcpStream(const TcpStream&) = delete;
   TcpStream& operator=(const TcpStream&) = delete;
@@ -104,6 +109,8 @@ class TcpStream {
 
   // Half-close: no more writes from this side (the peer reads end of stream); reads go on.
   Result<void> shutdown_write() const;
+  // Ends every operation pending on the stream (they fail with ECANCELED, "stream closed") and closes the
+  // socket after them, so the peer sees the end of the stream. Destroying the stream does the same.
   void close() noexcept;
 
   int fd() const noexcept { return fd_; }
@@ -113,12 +120,23 @@ class TcpStream {
   // or the socket carries kernel TLS (which takes no zero-copy sends).
   bool zero_copy_disabled() const noexcept { return plain_sends_; }
   void disable_zero_copy() const noexcept { plain_sends_ = true; }
+  // The socket in the current reactor's file table (io_uring), registered on first use and released by
+  // close(): receives that name the slot skip the per-operation file lookup. -1 where there is no table.
+  int file_slot() const noexcept;
+  // The slot file_slot() registered, or -1: reads only (a registration is queued before, never behind, the
+  // operation that names the slot).
+  int registered_slot() const noexcept { return slot_; }
 
  private:
   SendMode send_mode(std::size_t size, int fixed_index) const noexcept;
   int fd_ = -1;
+  mutable int slot_ : 31 = -1;  // bit-fields: with the flag in one word, a stream is 40 bytes
+  mutable bool plain_sends_ : 1 = false;
   Address peer_;
-  mutable bool plain_sends_ = false;
 };
+
+// The Error of a failed read or write on `s`: "read from 127.0.0.1:5000: Connection reset by peer", and
+// "(stream closed)" for an operation that close() cancelled.
+Error io_error(const TcpStream& s, const char* what, int res);
 
 }  // namespace corio::net

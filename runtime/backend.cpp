@@ -19,7 +19,7 @@ std::optional<BackendOptions::Kind> parse_backend_kind(std::string_view name) {
 
 const char* const kFeatureNames =
     "provided-buffers,multishot-recv,fixed-buffers,send-zc,fixed-files,single-issuer,defer-taskrun,coop-taskrun,msg-ring,"
-    "register-ring-fd";
+    "register-ring-fd,multishot-accept";
 
 bool switch_off(BackendOptions& o, std::string_view feature) {
   bool BackendOptions::*const fields[] = {&BackendOptions::provided_buffers, &BackendOptions::multishot_recv,
@@ -27,7 +27,7 @@ bool switch_off(BackendOptions& o, std::string_view feature) {
                                           &BackendOptions::fixed_files,
                                           &BackendOptions::single_issuer,    &BackendOptions::defer_taskrun,
                                           &BackendOptions::coop_taskrun,     &BackendOptions::msg_ring,
-                                          &BackendOptions::register_ring_fd};
+                                          &BackendOptions::register_ring_fd, &BackendOptions::multishot_accept};
   std::string_view names = kFeatureNames;
   for (bool BackendOptions::*field : fields) {
     std::string_view name = names.substr(0, names.find(','));

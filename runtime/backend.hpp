@@ -3,6 +3,7 @@
 // One file per backend implements it (uring_backend.cpp); make_backend() picks one.
 #pragma once
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -14,6 +15,7 @@
 namespace corio {
 
 class Operation;
+struct Leftovers;
 
 // Which backend, and every io_uring feature corio can use, named so that each can be switched off.
 struct BackendOptions {
@@ -43,6 +45,7 @@ struct BackendOptions {
   // receives skip the per-operation file lookup and reference count (IOSQE_FIXED_FILE).
   bool fixed_files = true;
   unsigned fixed_file_slots = 16384;
+  bool multishot_accept = true;  // one armed accept for many connections (5.19+)
 };
 
 // What the running backend offers operations, after probing the kernel and applying the options. Each is
@@ -53,6 +56,15 @@ struct Features {
   bool send_zc_report = false;  // IORING_SEND_ZC_REPORT_USAGE: the kernel says when it copied anyway
   std::size_t send_zc_threshold = 0;
   bool fixed_files = false;     // register_file() gives slots
+  bool multishot_accept = false;  // IORING_ACCEPT_MULTISHOT, probed at start-up
+};
+
+// What a backend has done, for tests, benchmarks and metrics: plain counters, this reactor's thread only.
+struct BackendStats {
+  std::uint64_t waits = 0;           // system calls that submit and/or wait (io_uring_enter, epoll_wait)
+  std::uint64_t orphans = 0;         // operations abandoned in flight without waiting
+  std::uint64_t abandon_waits = 0;   // abandoned with caller memory lent: waited for the kernel
+  std::uint64_t wake_failures = 0;   // MSG_RING wake-ups the kernel refused (sent again by eventfd)
 };
 
 class Backend {
@@ -65,9 +77,13 @@ class Backend {
   virtual void submit(Operation& op) = 0;
   // Asks the kernel to cancel `op`; `op` still completes (with -ECANCELED unless it finished first).
   virtual void cancel(Operation& op) = 0;
-  // `op` is being destroyed while in flight: cancel it and wait for its completion, which is then dropped
-  // (an fd it returns is closed). Memory the kernel may write is therefore never freed under it.
-  virtual void abandon(Operation& op) noexcept = 0;
+  // `op` is being destroyed while in flight: its submission is cancelled and its late completions are
+  // settled by `left` (see operation.hpp). Never waits, unless op.lent() is not empty: then it waits for
+  // the kernel to let go of that memory, keeping every completion it reaps in order for dispatch.
+  virtual void abandon(Operation& op, Leftovers left) noexcept = 0;
+  // Cancels every operation on `fd` (they complete with -ECANCELED), then closes it and its file-table
+  // `slot` (-1: none) after them: the descriptor number is not free for reuse before.
+  virtual void close(int fd, int slot) noexcept = 0;
   // This reactor's receive buffers (see BufferPool).
   virtual BufferPool& buffers() noexcept = 0;
   // Not virtual: asked on every write_all.
@@ -78,8 +94,9 @@ class Backend {
   // or -1 (no table, or full). Both calls are queued with the next submission, in order.
   virtual int register_file(int fd) noexcept = 0;
   virtual void unregister_file(int slot) noexcept = 0;
-  // Operations submitted and not yet completed.
+  // Operations submitted and not yet completed, orphans included.
   virtual std::size_t in_flight() const noexcept = 0;
+  const BackendStats& stats() const noexcept { return stats_; }
 
   // Submits what is queued, waits up to `timeout` (nullopt: until something happens, zero: not at all)
   // and completes every operation whose result arrived.
@@ -93,6 +110,7 @@ class Backend {
 
  protected:
   Features features_;  // set by the backend as it probes; all off on epoll
+  BackendStats stats_;
 };
 
 // Creates the backend for the calling thread (io_uring rings are bound to the thread that creates them).
@@ -103,7 +121,8 @@ std::unique_ptr<Backend> make_uring_backend(const BackendOptions& options);  // 
 std::unique_ptr<Backend> make_epoll_backend(const BackendOptions& options);  // epoll_backend.cpp
 
 // Switches off one feature by name, to compare with and without it: provided-buffers, multishot-recv,
-// fixed-buffers, send-zc, fixed-files, single-issuer, defer-taskrun, coop-taskrun, msg-ring, register-ring-fd.
+// fixed-buffers, send-zc, fixed-files, single-issuer, defer-taskrun, coop-taskrun, msg-ring, register-ring-fd,
+// multishot-accept.
 // False for an unknown name.
 bool switch_off(BackendOptions& options, std::string_view feature);
 // The names switch_off() knows, comma-separated (for usage messages).

@@ -38,7 +38,12 @@ class EpollBackend final : public Backend {
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u64 = kWakeTag;
-    ::epoll_ctl(epfd_, EPOLL_CTL_ADD, wake_fd_, &ev);
+    if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, wake_fd_, &ev) != 0) {
+      int err = errno;
+      ::close(wake_fd_);
+      ::close(epfd_);
+      throw std::system_error(err, std::generic_category(), "epoll_ctl ADD of the reactor's wake-up eventfd");
+    }
   }
 
   ~EpollBackend() override {
@@ -62,17 +67,40 @@ class EpollBackend final : public Backend {
     if (forget(op)) done_.push_back({&op, -ECANCELED});
   }
 
-  void abandon(Operation& op) noexcept override {
+  // The kernel holds nothing between tries: an abandoned operation is forgotten at once, and a result it
+  // had already reached is settled here.
+  void abandon(Operation& op, Leftovers left) noexcept override {
+    ++stats_.orphans;
+    if (left.pool_buffer >= 0) buffers_.give_back(static_cast<std::uint16_t>(left.pool_buffer));
     for (std::vector<Done>* list : {&done_, &dispatching_}) {  // dispatching_ is empty outside dispatch()
       for (Done& d : *list) {
         if (d.op != &op) continue;
-        op.discard(d.res, 0);
+        if (left.close_fd && d.res >= 0) ::close(d.res);
         d.op = nullptr;
         --in_flight_;
         return;
       }
     }
     if (forget(op)) --in_flight_;
+  }
+
+  void close(int fd, int) noexcept override {
+    // Every operation on `fd` ends now, before the number can be reused by another socket.
+    for (std::size_t i = 0; i < tries_.size();) {
+      Operation* op = tries_[i];
+      if (op->readiness().fd != fd) {
+        ++i;
+        continue;
+      }
+      tries_.erase(tries_.begin() + static_cast<std::ptrdiff_t>(i));
+      finish(*op, -ECANCELED);
+    }
+    if (auto it = waiting_.find(fd); it != waiting_.end()) {
+      for (Operation* op : it->second.ops) finish(*op, -ECANCELED);
+      if (it->second.registered) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);  // a dup would keep it in the set
+      waiting_.erase(it);
+    }
+    ::close(fd);
   }
 
   std::size_t in_flight() const noexcept override { return in_flight_; }
@@ -91,6 +119,7 @@ class EpollBackend final : public Backend {
     int ms = -1;
     if (timeout) ms = static_cast<int>(std::min<long long>((timeout->count() + 999'999) / 1'000'000, 1 << 30));
     epoll_event events[128];
+    ++stats_.waits;
     int n = ::epoll_wait(epfd_, events, 128, ms);
     if (n < 0 && errno != EINTR) throw std::system_error(errno, std::generic_category(), "epoll_wait in reactor poll");
     for (int i = 0; i < n; ++i) {
@@ -179,7 +208,7 @@ class EpollBackend final : public Backend {
   void expire(Clock::time_point now) {
     while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
       Operation* op = deadlines_.begin()->second;
-      if (forget(*op)) done_.push_back({op, -ECANCELED});  // Operation reports -ETIMEDOUT for its deadline
+      if (forget(*op)) done_.push_back({op, -ETIMEDOUT});
     }
   }
 

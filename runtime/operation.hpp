@@ -10,11 +10,25 @@
 //   int res = co_await Op<FsyncImpl>(fd);
 // Results are values: the kernel's res (>= 0, or -errno). A deadline that passes gives -ETIMEDOUT and a
 // stop request (explicit token, or the task's ambient one) gives -ECANCELED.
+//
+// Ownership while in flight (the rules of tokio-uring's DESIGN.md, in C++):
+// - The kernel knows an operation by a key the backend gives each submission (a slot index and its
+//   generation, never the operation's address), so a completion for an operation that is gone finds no
+//   freed memory, and a late cancel can never hit a newer operation that reuses the slot.
+// - An operation destroyed in flight (its frame destroyed, a RecvStream dropped while armed) is abandoned:
+//   its submission is cancelled and becomes an orphan that the backend settles as its completions arrive,
+//   in ring order: a descriptor it returns is closed, a pool buffer it carries goes back (Leftovers).
+//   Nothing waits, unless the kernel was lent caller memory (lent()): a buffer the kernel may still write
+//   cannot be freed under it, so that one case waits for the kernel, delivering the completions it reaps
+//   in their order.
+// - close() of a descriptor (TcpStream, TcpListener) cancels every operation on it, which end with
+//   -ECANCELED, and closes the descriptor only after those, so a reused number never reaches an old waiter.
 #pragma once
 #include <array>
 #include <chrono>
 #include <coroutine>
 #include <cstdint>
+#include <span>
 #include <stop_token>
 #include <type_traits>
 #include <utility>
@@ -33,6 +47,13 @@ struct Readiness {
   std::uint32_t events = 0;  // EPOLLIN and/or EPOLLOUT
 };
 
+// What an operation abandoned in flight leaves behind: the backend settles it when the kernel lets go.
+// A buffer the kernel picked from the reactor's ring (IORING_CQE_F_BUFFER) always goes back to it.
+struct Leftovers {
+  bool close_fd = false;  // results >= 0 are descriptors nobody owns: close them
+  int pool_buffer = -1;   // a pool buffer the operation took and gave the kernel: back to the pool at the end
+};
+
 class Operation : public CancelHook {
  public:
   // How the operation is issued on io_uring. The backend sets user_data; do not.
@@ -44,9 +65,11 @@ class Operation : public CancelHook {
   // True for operations whose result is a new file descriptor (accept, socket, open): if such an operation
   // is cancelled or abandoned and completes anyway, the runtime closes the descriptor.
   virtual bool returns_fd() const noexcept { return false; }
-  // A completion nobody will see (the operation was abandoned): frees what it carries. By default closes
-  // the descriptor of a returns_fd() operation; a receive that picked a pool buffer returns the buffer.
-  virtual void discard(int res, std::uint32_t flags) noexcept;
+  // Caller memory the kernel reads or writes until the last completion (a receive's buffer). An operation
+  // abandoned with memory lent waits for the kernel to let go of it; one that lends none never waits.
+  virtual std::span<const char> lent() const noexcept { return {}; }
+  // What an abandoned submission leaves to settle when its completions arrive (see Leftovers).
+  virtual Leftovers leftovers() noexcept { return {.close_fd = returns_fd()}; }
 
   bool await_ready() const noexcept { return false; }
   template <class P>
@@ -62,9 +85,12 @@ class Operation : public CancelHook {
   // one arrives without IORING_CQE_F_MORE) override it.
   virtual void complete(int res, std::uint32_t flags) noexcept;
   bool has_deadline() const noexcept { return deadline_ != Clock::time_point::max(); }
+  // The backend's key for the current submission (what the kernel's user_data names).
+  std::uint64_t submission() const noexcept { return submission_; }
+  void set_submission(std::uint64_t key) noexcept { submission_ = key; }
+  bool cancel_requested() const noexcept { return cancel_requested_; }
   Clock::time_point deadline() const noexcept { return deadline_; }
   int result() const noexcept { return res_; }
-  std::uint32_t result_flags() const noexcept { return flags_; }
 
  protected:
   Operation() = default;
@@ -76,9 +102,17 @@ class Operation : public CancelHook {
   // as in flight until settled(), so that retire() waits for the kernel.
   void submit_on_current_reactor();
   void settled() noexcept { state_ = State::done; }
-  bool cancel_requested() const noexcept { return cancel_requested_; }
-  Reactor& reactor() const noexcept { return *reactor_; }
+  // Operations are reactor-affine: submitted, completed, cancelled and destroyed on one reactor's thread.
+  static Reactor& reactor() noexcept;
 
+ private:
+  // (The small members come first: they fill CancelHook's tail padding, a few bytes per connection.)
+  enum class State : std::uint8_t { idle, in_flight, done };
+  State state_ = State::idle;
+  bool cancel_requested_ = false;
+  int res_ = 0;
+
+ protected:
   Clock::time_point deadline_ = Clock::time_point::max();
   const std::stop_token* token_ = nullptr;
   // Who awaits: resumed on completion. Multishot operations, which complete many times, use it as they
@@ -90,12 +124,7 @@ class Operation : public CancelHook {
   void cancel_on_home() noexcept override;
   void resume_after_cancel() noexcept override { waiter_.resume(); }
 
-  enum class State : std::uint8_t { idle, in_flight, done };
-  Reactor* reactor_ = nullptr;
-  int res_ = 0;
-  std::uint32_t flags_ = 0;
-  State state_ = State::idle;
-  bool cancel_requested_ = false;
+  std::uint64_t submission_ = 0;
 };
 
 // The awaitable form of an operation: co_await Op<Impl>(args...). Being the most derived class, it can

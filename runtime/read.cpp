@@ -1,6 +1,7 @@
 #include "runtime/read.hpp"
 
-#include <fcntl.h>
+#include <poll.h>
+#include <sys/uio.h>
 #include <liburing.h>
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -15,10 +16,16 @@ void ReadImpl::prepare(io_uring_sqe& sqe) noexcept {
 }
 
 int ReadImpl::perform() noexcept {
-  // A pipe or signalfd may be in blocking mode; the readiness path must never block the reactor.
-  int fl = ::fcntl(fd, F_GETFL);
-  if (fl >= 0 && !(fl & O_NONBLOCK)) ::fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-  ssize_t n = ::read(fd, buf.data(), buf.size());
+  // The readiness path must never block the reactor, yet a pipe or signalfd may be in blocking mode, and
+  // its open file description may be shared (stdin): ask for a non-blocking read of this call only, and
+  // where the file has no such read, read only once poll says it will not block.
+  iovec iov{buf.data(), buf.size()};
+  ssize_t n = ::preadv2(fd, &iov, 1, -1, RWF_NOWAIT);
+  if (n >= 0) return static_cast<int>(n);
+  if (errno != EOPNOTSUPP && errno != EINVAL) return -errno;
+  pollfd p{fd, POLLIN, 0};
+  if (::poll(&p, 1, 0) == 0) return -EAGAIN;
+  n = ::read(fd, buf.data(), buf.size());
   return n >= 0 ? static_cast<int>(n) : -errno;
 }
 

@@ -12,6 +12,7 @@ struct ReadImpl : Operation {
   void prepare(io_uring_sqe& sqe) noexcept override;
   int perform() noexcept override;
   Readiness readiness() const noexcept override;
+  std::span<const char> lent() const noexcept override { return buf; }
   int fd;
   std::span<char> buf;
 };

@@ -1,18 +1,23 @@
 // The machinery behind submit_to() and run_blocking(): a call whose result is produced on another thread
 // and handed back to the awaiting coroutine on its own reactor. One heap allocation per call (the shared
 // CallState); the awaiter may be destroyed before the result arrives, the producer may give up, and the
-// home reactor may shut down first: whoever lets go last frees the state.
+// home reactor may shut down first: whoever lets go last frees the state. A stop of the awaiting task
+// crosses over: it stops the task running on the other reactor (submit_to), or releases the awaiter at
+// once and drops the blocking job's result when it comes (run_blocking).
 #pragma once
 #include <atomic>
 #include <coroutine>
 #include <exception>
 #include <optional>
+#include <stop_token>
 #include <type_traits>
 #include <utility>
 #include <variant>
 
+#include "runtime/cancel_hook.hpp"
 #include "runtime/message.hpp"
 #include "runtime/reactor.hpp"
+#include "runtime/timer_queue.hpp"
 
 namespace corio::detail {
 
@@ -28,10 +33,19 @@ struct unwrap_task<task<T>> {
 template <class F>
 using call_result_t = typename unwrap_task<std::invoke_result_t<F&>>::type;
 
+// The awaiting side of a call, told on its home reactor that the result is there.
+class CallAwaiter {
+ public:
+  virtual void arrived() noexcept = 0;
+
+ protected:
+  ~CallAwaiter() = default;
+};
+
 template <class R>
 class CallState final : public Message {
  public:
-  CallState(Reactor& home, std::coroutine_handle<> waiter) noexcept : home_(home), waiter_(waiter) {}
+  CallState(Reactor& home, CallAwaiter& awaiter) noexcept : home_(home), awaiter_(&awaiter) {}
 
   // Producer side, any thread: store the outcome, then deliver() it or drop() the call.
   template <class F>
@@ -50,17 +64,21 @@ class CallState final : public Message {
   void set_error(std::exception_ptr e) noexcept { error_ = std::move(e); }
   void deliver() noexcept { home_.post(this); }
   void drop() noexcept { release(); }
+  // The producer's stop token: stopped when the awaiter is (once enable_stop() was called).
+  std::stop_token stop_token() const noexcept { return stop_.get_token(); }
 
   // Home side.
+  void enable_stop() { stop_ = std::stop_source(); }
+  void request_stop() noexcept { stop_.request_stop(); }
   void run() noexcept override {
-    std::coroutine_handle<> waiter = waiter_;
-    bool wanted = !abandoned_;
+    CallAwaiter* awaiter = awaiter_;
     release();
-    if (wanted) waiter.resume();
+    if (awaiter != nullptr) awaiter->arrived();
   }
   void discard() noexcept override { release(); }
+  // The awaiter is gone (destroyed, or released by a stop): a result that comes later is dropped.
   void abandon() noexcept {
-    abandoned_ = true;
+    awaiter_ = nullptr;
     release();
   }
   R take() {
@@ -75,45 +93,103 @@ class CallState final : public Message {
   using Stored = std::conditional_t<std::is_void_v<R>, std::monostate, R>;
   std::atomic<int> refs_{2};  // the awaiter's and the producer's
   Reactor& home_;
-  std::coroutine_handle<> waiter_;
-  bool abandoned_ = false;
+  CallAwaiter* awaiter_;
+  std::stop_source stop_{std::nostopstate};  // no shared state unless the awaiter can be stopped
   std::optional<Stored> value_;
   std::exception_ptr error_;
 };
 
-// Awaits a CallState<R> that `launch(state)` sends off to its producer.
-template <class R, class Launch>
-class [[nodiscard]] RemoteCall {
+// What a stop of the awaiting task does to a call in flight.
+enum class StopMode {
+  forward,  // stops the producer (a task on another reactor), then waits for what it returns
+  release,  // resumes the awaiter at once with "stopped"; the producer's late result is dropped
+};
+
+// Awaits a CallState<R> that `launch(state)` sends off to its producer. With StopMode::release it yields
+// std::optional<R> (bool for void): empty (false) when stopped first.
+template <class R, class Launch, StopMode kStopMode>
+class [[nodiscard]] RemoteCall final : private CallAwaiter, private CancelHook, private TimerEntry {
  public:
   explicit RemoteCall(Launch launch) : launch_(std::move(launch)) {}
   RemoteCall(const RemoteCall&) = delete;
   RemoteCall& operator=(const RemoteCall&) = delete;
   ~RemoteCall() {
+    detach();
+    if (TimerEntry::armed()) home_->timers().disarm(*this);
     if (state_ != nullptr) state_->abandon();
   }
 
   bool await_ready() const noexcept { return false; }
-  void await_suspend(std::coroutine_handle<> waiter) {
-    auto* state = new CallState<R>(*Reactor::current(), waiter);
+  template <class P>
+  bool await_suspend(std::coroutine_handle<P> waiter) {
+    const std::stop_token* token = nullptr;
+    if constexpr (std::is_base_of_v<PromiseBase, P>) token = &waiter.promise().stop_token;
+    if (token != nullptr && token->stop_requested()) {
+      stopped_ = true;
+      if constexpr (kStopMode == StopMode::release) return false;  // never started
+    }
+    home_ = Reactor::current();
+    waiter_ = waiter;
+    auto* state = new CallState<R>(*home_, *this);
     try {
+      if (kStopMode == StopMode::forward && token != nullptr && token->stop_possible()) {
+        state->enable_stop();
+        if (stopped_) state->request_stop();
+      }
       launch_(state);
     } catch (...) {
       state->release();  // ours; a launcher that fails after taking the producer's share drops that one
       throw;
     }
     state_ = state;
+    if (token != nullptr && !stopped_) watch(*token, *home_);
+    return true;
   }
-  R await_resume() {
+  auto await_resume() {
+    if constexpr (kStopMode == StopMode::release) {
+      using Out = std::conditional_t<std::is_void_v<R>, bool, std::optional<R>>;
+      if (stopped_) return Out{};
+      if constexpr (std::is_void_v<R>) {
+        take();
+        return true;
+      } else {
+        return Out(take());
+      }
+    } else {
+      return take();
+    }
+  }
+
+ private:
+  R take() {
     struct Release {
       CallState<R>* s;
       ~Release() { s->release(); }
     } release{std::exchange(state_, nullptr)};
     return release.s->take();
   }
+  void arrived() noexcept override {
+    if (unwatch()) waiter_.resume();
+  }
+  void cancel_on_home() noexcept override {
+    if (state_ == nullptr) return;
+    if constexpr (kStopMode == StopMode::forward) {
+      state_->request_stop();  // the producer's operations and sleeps end; its result comes back as usual
+    } else {
+      stopped_ = true;
+      std::exchange(state_, nullptr)->abandon();
+      // Not resumed from here (we may be inside request_stop()): on the next loop turn.
+      home_->timers().arm(*this, Clock::time_point::min());
+    }
+  }
+  void resume_after_cancel() noexcept override { waiter_.resume(); }
+  void fire() noexcept override { waiter_.resume(); }
 
- private:
   Launch launch_;
   CallState<R>* state_ = nullptr;
+  Reactor* home_ = nullptr;
+  std::coroutine_handle<> waiter_;
+  bool stopped_ = false;
 };
 
 // Runs a task detached on whichever reactor receives it.

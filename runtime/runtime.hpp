@@ -3,7 +3,7 @@
 //   int v = rt.run(main_task());                       // runs on reactor 0, blocks until it ends
 //   co_await corio::submit_to(1, [] { return 42; });   // runs on reactor 1, result back here
 //   co_await corio::submit_to(1, some_task());         // or a task, started on reactor 1
-//   co_await corio::run_blocking([] { return ::fsync(fd); });
+//   std::optional<int> r = co_await corio::run_blocking([] { return ::fsync(fd); });  // empty if stopped
 #pragma once
 #include <future>
 #include <memory>
@@ -99,15 +99,18 @@ T Runtime::run(task<T> main) {
 }
 
 // Runs `fn` on reactor `id` of the current runtime and yields its result (or the result of the task it
-// returns) back on the calling reactor; an exception it throws is rethrown here.
+// returns) back on the calling reactor; an exception it throws is rethrown here. Stopping the caller (its
+// token, with_timeout) stops the task on reactor `id` too, and its result still comes back.
 template <class F>
 auto submit_to(unsigned id, F fn) {
   using R = detail::call_result_t<F>;
   Reactor& target = Reactor::current()->runtime()->reactor(id);
   auto launch = [&target, fn = std::move(fn)](detail::CallState<R>* state) mutable {
-    target.post(new detail::SpawnMessage(detail::produce_remotely<R>(std::move(fn), state)));
+    task<void> remote = detail::produce_remotely<R>(std::move(fn), state);
+    remote.set_stop_token(state->stop_token());
+    target.post(new detail::SpawnMessage(std::move(remote)));
   };
-  return detail::RemoteCall<R, decltype(launch)>(std::move(launch));
+  return detail::RemoteCall<R, decltype(launch), detail::StopMode::forward>(std::move(launch));
 }
 
 // Runs the task `t` (created here, not yet started) on reactor `id`; its result comes back here.
@@ -116,7 +119,9 @@ auto submit_to(unsigned id, task<T> t) {
   return submit_to(id, [t = std::move(t)]() mutable { return std::move(t); });
 }
 
-// Runs the blocking call `fn` on the runtime's blocking pool and resumes on the calling reactor.
+// Runs the blocking call `fn` on the runtime's blocking pool and resumes on the calling reactor with its
+// result as std::optional (bool for a void fn): empty (false) when the caller was stopped first. A stop
+// releases the caller at once; the call itself cannot be interrupted, and its result is dropped.
 template <class F>
 auto run_blocking(F fn) {
   using R = std::invoke_result_t<F&>;
@@ -136,7 +141,7 @@ auto run_blocking(F fn) {
   auto launch = [&pool, fn = std::move(fn)](detail::CallState<R>* state) mutable {
     pool.post(std::make_unique<Job>(std::move(fn), state));
   };
-  return detail::RemoteCall<R, decltype(launch)>(std::move(launch));
+  return detail::RemoteCall<R, decltype(launch), detail::StopMode::release>(std::move(launch));
 }
 
 }  // namespace corio

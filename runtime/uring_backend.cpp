@@ -24,10 +24,12 @@ namespace corio {
 
 namespace {
 
-// user_data values that are not operations (operations are aligned pointers, never 0..3).
-constexpr std::uint64_t kIgnored = 0;  // link timeouts, cancel requests, msg_ring send results
+// user_data: an operation's submission key (kSlotTag | generation << 32 | slot index), one of these, or
+// the address of a peer backend whose MSG_RING wake-up failed (user-space addresses are below kSlotTag).
+constexpr std::uint64_t kIgnored = 0;  // link timeouts, cancel requests, closes, file-table updates
 constexpr std::uint64_t kWoken = 1;    // a peer's IORING_OP_MSG_RING
 constexpr std::uint64_t kEventfd = 2;  // our read of the wake-up eventfd
+constexpr std::uint64_t kSlotTag = std::uint64_t{1} << 63;
 
 struct SetupTrial {
   unsigned flags;
@@ -153,6 +155,7 @@ class UringBackend final : public Backend {
     if (features_.send_zc) s += "; send_zc from " + std::to_string(features_.send_zc_threshold) + " B";
     else s += "; send_zc off";
     s += "; fixed files " + files_note_;
+    s += features_.multishot_accept ? "; multishot accept" : "; multishot accept off";
     return s;
   }
 
@@ -185,8 +188,9 @@ class UringBackend final : public Backend {
     if (op.has_deadline() && io_uring_sq_space_left(&ring_) < 2) flush();
     io_uring_sqe* sqe = next_sqe();
     op.prepare(*sqe);
-    io_uring_sqe_set_data(sqe, &op);
-    ++in_flight_;
+    const std::uint64_t key = take_slot(op);
+    op.set_submission(key);
+    io_uring_sqe_set_data64(sqe, key);
     if (!op.has_deadline()) return;
     sqe->flags |= IOSQE_IO_LINK;
     io_uring_sqe* timeout = next_sqe();
@@ -200,48 +204,61 @@ class UringBackend final : public Backend {
     io_uring_sqe_set_data64(timeout, kIgnored);
   }
 
-  void cancel(Operation& op) override {
-    io_uring_sqe* sqe = next_sqe();
-    io_uring_prep_cancel(sqe, &op, 0);
-    io_uring_sqe_set_data64(sqe, kIgnored);
-  }
+  void cancel(Operation& op) override { cancel_key(op.submission()); }
 
-  void abandon(Operation& op) noexcept override {
-    const auto target = reinterpret_cast<std::uint64_t>(&op);
-    // Drops one of op's completions; true when it was the last (a multishot op has several).
-    auto settle = [&](Reaped& r) {
-      r.user_data = kIgnored;
-      op.discard(r.res, r.flags);
-      if (r.flags & IORING_CQE_F_MORE) return false;
-      --in_flight_;
-      return true;
-    };
-    for (std::size_t i = reaped_pos_; i < reaped_.size(); ++i) {
-      if (reaped_[i].user_data == target && settle(reaped_[i])) return;
+  void abandon(Operation& op, Leftovers left) noexcept override {
+    const std::uint64_t key = op.submission();
+    Slot& slot = slots_[index_of(key)];
+    slot.op = nullptr;
+    slot.left = left;
+    if (!op.cancel_requested()) cancel_key(key);
+    if (op.lent().empty()) {
+      ++stats_.orphans;
+      return;
     }
-    cancel(op);
+    // The kernel may still write the caller's memory: wait until the last completion is out of the ring.
+    // Everything reaped on the way goes to pending_, behind what is there, so dispatch keeps ring order.
+    ++stats_.abandon_waits;
+    for (std::size_t i = pending_pos_; i < pending_.size(); ++i) {
+      if (pending_[i].user_data == key && !(pending_[i].flags & IORING_CQE_F_MORE)) return;
+    }
     for (;;) {
+      ++stats_.waits;
       int ret = io_uring_submit_and_wait(&ring_, 1);
       if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
         std::fprintf(stderr, "corio: io_uring_submit_and_wait while abandoning an operation: %s\n",
                      std::strerror(-ret));
         std::abort();  // returning would let the kernel write into freed memory
       }
-      io_uring_cqe* cqe;
       bool last = false;
+      io_uring_cqe* cqe;
       while (io_uring_peek_cqe(&ring_, &cqe) == 0) {
-        reaped_.push_back({cqe->user_data, cqe->res, cqe->flags});
+        pending_.push_back({cqe->user_data, cqe->res, cqe->flags});
         io_uring_cqe_seen(&ring_, cqe);
-        if (reaped_.back().user_data == target) last = settle(reaped_.back()) || last;
+        last = last || (cqe->user_data == key && !(cqe->flags & IORING_CQE_F_MORE));
       }
       if (last) return;
     }
   }
 
+  void close(int fd, int slot) noexcept override {
+    // In submission order: the cancel finds every request on the file (fixed-file ones too: they hold the
+    // same file), then the table slot and the descriptor go. The number stays taken until then.
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data64(sqe, kIgnored);
+    if (slot >= 0) unregister_file(slot);
+    sqe = next_sqe();
+    io_uring_prep_close(sqe, fd);
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    io_uring_sqe_set_data64(sqe, kIgnored);
+  }
+
   std::size_t in_flight() const noexcept override { return in_flight_; }
 
   void poll(std::optional<std::chrono::nanoseconds> timeout) override {
-    if (reaped_pos_ < reaped_.size()) timeout = std::chrono::nanoseconds::zero();
+    if (pending_pos_ < pending_.size()) timeout = std::chrono::nanoseconds::zero();
+    ++stats_.waits;
     int ret;
     if (!timeout) {
       ret = io_uring_submit_and_wait(&ring_, 1);
@@ -270,7 +287,9 @@ class UringBackend final : public Backend {
     io_uring_sqe* sqe = next_sqe();
     io_uring_prep_msg_ring(sqe, peer->ring_.ring_fd, 0, kWoken, 0);
     sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
-    io_uring_sqe_set_data64(sqe, kIgnored);
+    // A failure posts a completion naming the peer, which is then woken through its eventfd: a lost
+    // wake-up would leave its inbox unread for good.
+    io_uring_sqe_set_data(sqe, peer);
     return true;
   }
 
@@ -280,6 +299,54 @@ class UringBackend final : public Backend {
     int res;
     std::uint32_t flags;
   };
+  // One per submission in flight. Free slots form a list through next_free.
+  struct Slot {
+    Operation* op = nullptr;  // null once abandoned: an orphan, settled by `left`
+    std::uint32_t generation = 0;
+    std::uint32_t next_free = kNoSlot;
+    Leftovers left;
+  };
+  static constexpr std::uint32_t kNoSlot = ~std::uint32_t{0};
+
+  static std::uint32_t index_of(std::uint64_t key) noexcept { return static_cast<std::uint32_t>(key); }
+
+  std::uint64_t take_slot(Operation& op) {
+    if (free_slot_ == kNoSlot) {
+      slots_.emplace_back();
+      free_slot_ = static_cast<std::uint32_t>(slots_.size() - 1);
+    }
+    const std::uint32_t i = free_slot_;
+    Slot& s = slots_[i];
+    free_slot_ = s.next_free;
+    s.op = &op;
+    ++in_flight_;
+    return kSlotTag | (std::uint64_t{s.generation & 0x7fffffffU} << 32) | i;
+  }
+
+  void release_slot(std::uint32_t i) noexcept {
+    Slot& s = slots_[i];
+    ++s.generation;  // a late cancel for the old key finds nothing
+    s.op = nullptr;
+    s.next_free = free_slot_;
+    free_slot_ = i;
+    --in_flight_;
+  }
+
+  void cancel_key(std::uint64_t key) {
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_cancel64(sqe, key, 0);
+    io_uring_sqe_set_data64(sqe, kIgnored);
+  }
+
+  // A completion of an abandoned submission: what it carries goes back or is closed.
+  void settle_orphan(const Leftovers& left, int res, std::uint32_t flags, bool last) noexcept {
+    if (flags & IORING_CQE_F_BUFFER) {
+      buffers_->lend();
+      buffers_->give_back(static_cast<std::uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT));
+    }
+    if (left.close_fd && res >= 0) ::close(res);
+    if (last && left.pool_buffer >= 0) buffers_->give_back(static_cast<std::uint16_t>(left.pool_buffer));
+  }
 
   void setup(const BackendOptions& o) {
     const unsigned cq = IORING_SETUP_CQSIZE;
@@ -343,7 +410,12 @@ class UringBackend final : public Backend {
     if (o.fixed_buffers) fixed_ = std::make_unique<RegisteredBuffers>(ring_, o.fixed);
     else fixed_ = std::make_unique<FixedBuffers>(o.fixed, "not registered (switched off)");
     features_.send_zc = o.send_zc && opcode_supported(IORING_OP_SEND_ZC);
-    features_.send_zc_report = features_.send_zc && send_zc_reports_usage();
+    features_.send_zc_report = features_.send_zc && flag_known([](io_uring_sqe* sqe) {
+      io_uring_prep_send_zc(sqe, -1, nullptr, 0, 0, IORING_SEND_ZC_REPORT_USAGE);
+    });
+    features_.multishot_accept = o.multishot_accept && flag_known([](io_uring_sqe* sqe) {
+      io_uring_prep_multishot_accept(sqe, -1, nullptr, nullptr, 0);
+    });
     features_.send_zc_threshold = o.send_zc_threshold;
     if (!o.fixed_files) {
       files_note_ = "off (switched off)";
@@ -357,11 +429,13 @@ class UringBackend final : public Backend {
     }
   }
 
-  // Usage reports (6.2) have no opcode to probe: a send_zc on no socket fails with EBADF where the flag is
-  // known and EINVAL where it is not. Runs before anything else is queued.
-  bool send_zc_reports_usage() {
+  // Flags without an opcode of their own (send_zc usage reports, 6.2; multishot accept, 5.19) are probed
+  // on no descriptor: a kernel that knows the flag fails with EBADF, one that does not with EINVAL.
+  // Runs before anything else is queued.
+  template <class Prepare>
+  bool flag_known(Prepare prepare) {
     io_uring_sqe* sqe = next_sqe();
-    io_uring_prep_send_zc(sqe, -1, nullptr, 0, 0, IORING_SEND_ZC_REPORT_USAGE);
+    prepare(sqe);
     io_uring_sqe_set_data64(sqe, kIgnored);
     int res = -EINVAL;
     for (bool more = true; more;) {
@@ -405,23 +479,37 @@ class UringBackend final : public Backend {
   }
 
   void complete(std::uint64_t user_data, int res, std::uint32_t flags) {
-    if (user_data > kEventfd) {
-      if (!(flags & IORING_CQE_F_MORE)) --in_flight_;  // a multishot operation goes on
-      // user_data is the Operation's address, set in submit(): the one way io_uring hands it back.
-      reinterpret_cast<Operation*>(user_data)->complete(res, flags);  // NOLINT(performance-no-int-to-ptr)
+    if (user_data & kSlotTag) {
+      const std::uint32_t i = index_of(user_data);
+      const bool last = !(flags & IORING_CQE_F_MORE);  // a multishot operation goes on
+      Operation* op = slots_[i].op;
+      if (op == nullptr) {
+        const Leftovers left = slots_[i].left;
+        if (last) release_slot(i);
+        settle_orphan(left, res, flags, last);
+        return;
+      }
+      if (last) release_slot(i);  // before complete(): the operation may submit itself again
+      op->complete(res, flags);
     } else if (user_data == kEventfd) {
       arm_eventfd();
+    } else if (user_data > kEventfd) {  // a MSG_RING to this peer failed
+      ++stats_.wake_failures;
+      reinterpret_cast<UringBackend*>(user_data)->wake();  // NOLINT(performance-no-int-to-ptr)
     }
   }
 
   void dispatch() {
-    // Results stashed by abandon() come first; abandon() may run from inside complete() and stash more.
-    while (reaped_pos_ < reaped_.size()) {
-      Reaped r = reaped_[reaped_pos_++];
+    // Completions that abandon() reaped come first: the ring holds only newer ones. abandon() may run from
+    // inside complete() and reap more: those wait for the next turn, and so does the ring behind them.
+    const std::size_t stashed = pending_.size();
+    while (pending_pos_ < stashed) {
+      Reaped r = pending_[pending_pos_++];
       complete(r.user_data, r.res, r.flags);
     }
-    reaped_.clear();
-    reaped_pos_ = 0;
+    if (pending_pos_ < pending_.size()) return;
+    pending_.clear();
+    pending_pos_ = 0;
     // Completions that arrive while these run are left for the next turn, so a busy ring cannot starve timers.
     unsigned budget = io_uring_cq_ready(&ring_);
     io_uring_cqe* cqe;
@@ -429,6 +517,7 @@ class UringBackend final : public Backend {
       Reaped r{cqe->user_data, cqe->res, cqe->flags};
       io_uring_cqe_seen(&ring_, cqe);
       complete(r.user_data, r.res, r.flags);
+      if (!pending_.empty()) return;  // abandon() took what followed: delivered first, next turn
     }
   }
 
@@ -446,9 +535,11 @@ class UringBackend final : public Backend {
   std::uint64_t wake_count_ = 0;
   bool msg_ring_ = false;
   bool ring_fd_registered_ = false;
-  std::size_t in_flight_ = 0;
-  std::vector<Reaped> reaped_;
-  std::size_t reaped_pos_ = 0;
+  std::size_t in_flight_ = 0;  // slots taken
+  std::vector<Slot> slots_;
+  std::uint32_t free_slot_ = kNoSlot;
+  std::vector<Reaped> pending_;  // reaped out of the ring by abandon(), not yet delivered
+  std::size_t pending_pos_ = 0;
 };
 
 }  // namespace

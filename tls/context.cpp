@@ -12,12 +12,14 @@
 
 #include <array>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
+#include <utility>
 
 #include "tls/context_state.hpp"
 #include "tls/kernel_tls.hpp"
@@ -136,17 +138,49 @@ void TicketKeys::generate_locked() {
   since_ = std::chrono::steady_clock::now();
 }
 
+// When the key file is read next ("in 1h", "in 90s"), for the message that says a re-read failed.
+std::string TicketKeys::next_read_locked() const {
+  const auto n = rotation_.count();
+  if (n <= 0) return "at the next rotate_ticket_keys()";
+  if (n % 3600 == 0) return "in " + std::to_string(n / 3600) + "h";
+  if (n % 60 == 0) return "in " + std::to_string(n / 60) + "min";
+  return "in " + std::to_string(n) + "s";
+}
+
+// A file that cannot be read keeps the keys we have until the next rotation: since_ moves on anyway, or
+// every handshake would try again under the lock they all take. Said once per run of failures.
+void TicketKeys::reload_locked() {
+  auto r = load_locked();
+  if (r) {
+    if (std::exchange(failing_, false)) {
+      std::fprintf(stderr, "corio: tls: ticket key file %s read again; its keys are in use\n", file_.c_str());
+    }
+    return;
+  }
+  since_ = std::chrono::steady_clock::now();
+  ++reload_failures_;
+  if (!std::exchange(failing_, true)) {
+    std::fprintf(stderr, "corio: %s; keeping the current keys, retrying %s\n", r.error().message().c_str(),
+                 next_read_locked().c_str());
+  }
+}
+
+std::uint64_t TicketKeys::reload_failures() const {
+  std::lock_guard lock(mu_);
+  return reload_failures_;
+}
+
 void TicketKeys::rotate() {
   std::lock_guard lock(mu_);
   if (file_.empty()) generate_locked();
-  else (void)load_locked();
+  else reload_locked();
 }
 
 int TicketKeys::handle(unsigned char name[16], unsigned char* iv, EVP_CIPHER_CTX* cipher, EVP_MAC_CTX* mac, int enc) {
   std::lock_guard lock(mu_);
   if (rotation_.count() > 0 && std::chrono::steady_clock::now() - since_ >= rotation_) {
     if (file_.empty()) generate_locked();
-    else (void)load_locked();  // a file that cannot be read keeps the keys we have
+    else reload_locked();
   }
   auto init = [&](const Key& k, int encrypt) {
     OSSL_PARAM params[] = {
@@ -399,6 +433,7 @@ void Context::rotate_ticket_keys() { state_->tickets.rotate(); }
 std::size_t Context::cached_sessions() const { return state_->sessions.size(); }
 std::size_t Context::verified_leaves() const { return state_->verified.size(); }
 std::uint64_t Context::verify_cache_hits() const { return state_->verified.hits(); }
+std::uint64_t Context::ticket_key_reload_failures() const { return state_->tickets.reload_failures(); }
 
 bool Context::kernel_tls_available(std::string* why) {
   auto r = kernel_tls::available();

@@ -58,7 +58,8 @@ struct ContextOptions {
 // Server ticket keys: the current key encrypts new tickets, the previous one still decrypts (and the ticket
 // is renewed). A key file holds 80-byte keys (16-byte name, 32-byte AES key, 32-byte HMAC key), current
 // first; it is read at start and again every ticket_rotation, so that processes sharing it rotate together
-// (write the new key first, keep the old one second).
+// (write the new key first, keep the old one second). A re-read that fails keeps the keys in use, says so
+// once on stderr, and is tried again a rotation later.
 struct ContextState;
 
 class Context {
@@ -80,6 +81,9 @@ class Context {
   // Leaf certificates verified and remembered, and handshakes that found theirs there.
   std::size_t verified_leaves() const;
   std::uint64_t verify_cache_hits() const;
+  // Server with a ticket_key_file: re-reads of it that failed (each keeps the keys in use, and is retried
+  // one ticket_rotation later, not per handshake).
+  std::uint64_t ticket_key_reload_failures() const;
   // Whether the kernel can carry TLS records (the "tls" TCP ULP); why not, when it cannot.
   static bool kernel_tls_available(std::string* why = nullptr);
   // Whether this context's connections try kernel TLS after their handshake, and why not when they do not.

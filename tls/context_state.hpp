@@ -5,6 +5,7 @@
 #include <openssl/ssl.h>
 
 #include <chrono>
+#include <cstdint>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -24,6 +25,7 @@ class TicketKeys {
   // OpenSSL's ticket key callback: encrypts with the current key; decrypts with the current or previous one
   // and asks for a fresh ticket (2); 0 for a key it does not know (a full handshake).
   int handle(unsigned char name[16], unsigned char* iv, EVP_CIPHER_CTX* cipher, EVP_MAC_CTX* mac, int enc);
+  std::uint64_t reload_failures() const;
 
  private:
   struct Key {
@@ -33,13 +35,17 @@ class TicketKeys {
   };
   static_assert(sizeof(Key) == 80);
   Result<void> load_locked();
+  void reload_locked();
+  std::string next_read_locked() const;
   void generate_locked();
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::optional<Key> current_;
   std::optional<Key> previous_;
   std::chrono::steady_clock::time_point since_{};
   std::chrono::seconds rotation_{0};
   std::string file_;
+  bool failing_ = false;  // the last re-read of file_ failed
+  std::uint64_t reload_failures_ = 0;
 };
 
 class SessionCache {

@@ -4,18 +4,40 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include <liburing.h>
 #include <poll.h>
+#include <sys/epoll.h>
 
 #include <algorithm>
 #include <optional>
 #include <vector>
 
-#include "runtime/runtime.hpp"
+#include "runtime/operation.hpp"
 #include "tls/context_state.hpp"
 #include "tls/kernel_tls.hpp"
 #include "tls/traffic_keys.hpp"
 
 namespace corio::tls {
+
+namespace {
+
+// Waits on the reactor until `fd` can take more bytes: the revents (POLLOUT, or POLLERR/POLLHUP for a
+// socket whose next send fails at once), or -errno. Unlike a blocking-pool thread holding the number, the
+// wait lives in the coroutine shutting the stream down, so it cannot outlive the descriptor.
+struct WritableImpl : Operation {
+  explicit WritableImpl(int fd) noexcept : fd(fd) {}
+  void prepare(io_uring_sqe& sqe) noexcept override { io_uring_prep_poll_add(&sqe, fd, POLLOUT); }
+  int perform() noexcept override {
+    pollfd p{.fd = fd, .events = POLLOUT, .revents = 0};
+    const int n = ::poll(&p, 1, 0);
+    if (n < 0) return -errno;
+    return n == 0 ? -EAGAIN : p.revents;
+  }
+  Readiness readiness() const noexcept override { return {fd, EPOLLOUT}; }
+  int fd;
+};
+
+}  // namespace
 
 struct Stream::State {
   State(const Context& c, net::TcpStream t) : ctx(&c), tcp(std::move(t)) {}
@@ -203,19 +225,15 @@ struct Stream::State {
     return n;
   }
 
-  // close_notify through the kernel. Its socket is non-blocking: with the send buffer full the send waits
-  // on the blocking pool, for the deadline or at most kAlertWait.
+  // close_notify through the kernel. Its socket is non-blocking: with the send buffer full the alert waits
+  // on the reactor for room, until the deadline or at most kAlertWait.
   task<Result<void>> kernel_close_notify(Clock::time_point deadline) {
+    constexpr auto kAlertWait = std::chrono::seconds(5);
+    const Clock::time_point until = std::min(deadline, Clock::now() + kAlertWait);
     int err = kernel_tls::send_alert(tcp.fd(), SSL3_AL_WARNING, SSL_AD_CLOSE_NOTIFY);
-    if (err == EAGAIN || err == EWOULDBLOCK) {
-      constexpr auto kAlertWait = std::chrono::seconds(5);
-      const auto left = std::min<Clock::duration>(deadline - std::min(deadline, Clock::now()), kAlertWait);
-      const int ms = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(left).count());
-      err = co_await run_blocking([fd = tcp.fd(), ms] {
-        pollfd p{.fd = fd, .events = POLLOUT, .revents = 0};
-        if (::poll(&p, 1, ms) <= 0) return ETIMEDOUT;
-        return kernel_tls::send_alert(fd, SSL3_AL_WARNING, SSL_AD_CLOSE_NOTIFY);
-      });
+    while (err == EAGAIN || err == EWOULDBLOCK) {
+      const int res = co_await Op<WritableImpl>(tcp.fd()).deadline(until);
+      err = res < 0 ? -res : kernel_tls::send_alert(tcp.fd(), SSL3_AL_WARNING, SSL_AD_CLOSE_NOTIFY);
     }
     if (err != 0) co_return net::make_error(err, "tls shutdown with " + peer() + ": close_notify (kernel TLS)");
     SSL_set_shutdown(ssl, SSL_get_shutdown(ssl) | SSL_SENT_SHUTDOWN);  // the session stays resumable

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "net/tcp_listener.hpp"
+#include "runtime/nop.hpp"
 #include "runtime/runtime.hpp"
 #include "tests/fd_count.hpp"
 #include "runtime/time.hpp"
@@ -86,6 +87,7 @@ TEST(AcceptStream, DestroyingItClosesQueuedConnections) {
       if (n && *n == 0) ++eof;
     }
     clients.clear();
+    co_await nop();  // closes go with the next submission: a round trip takes them
     co_return std::pair{eof, open_fds()};
   }());
   EXPECT_EQ(eofs, 5);

@@ -2,13 +2,16 @@
 // resumption across a ticket-key rotation and across contexts sharing a key file, peer verification with
 // its cache, client certificates, and every bad input as a clear error while the server keeps serving.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <cstdio>
 #include <fstream>
 #include <string>
 #include <vector>
 
 #include "net/tcp_listener.hpp"
 #include "runtime/runtime.hpp"
+#include "runtime/time.hpp"
 #include "tls/stream.hpp"
 
 namespace corio::tls {
@@ -191,6 +194,85 @@ TEST(Tls, TicketKeyFileSharedBetweenServers) {
                               .ticket_key_file = cert("ca.pem")});
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().message().find("80-byte keys"), std::string::npos) << bad.error().message();
+}
+
+std::size_t count(const std::string& text, const std::string& what) {
+  std::size_t n = 0;
+  for (std::size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + what.size())) ++n;
+  return n;
+}
+
+// A key file gone at a rotation: the server keeps the keys it has (tickets still resume), says so once, and
+// reads the file again a rotation later, not on every handshake; once restored, its new key is taken.
+TEST(Tls, TicketKeyFileThatCannotBeReadKeepsTheKeysUntilTheNextRotation) {
+  // Per process: ctest runs the .uring and .epoll variants of this test side by side.
+  const std::string file = std::string(CORIO_TEST_CERTS) + "/rotating-tickets-" + std::to_string(::getpid()) + ".key";
+  auto write_key = [&](int seed) {
+    std::ofstream out(file, std::ios::binary | std::ios::trunc);
+    for (int i = 0; i < 80; ++i) out.put(static_cast<char>(seed + i * 7));
+  };
+  write_key(1);
+  Fixture f;
+  ContextOptions so = server_options();
+  so.ticket_key_file = file;
+  so.ticket_rotation = 1s;
+  Context server = make_server(so);
+  Context client = make_client();
+  constexpr int kBurst = 20;
+  constexpr auto kPastRotation = 1100ms;
+  struct Seen {
+    std::vector<Outcome> burst;
+    Clock::duration burst_took{};
+    std::uint64_t failures_after_burst = 0;
+    Outcome later;  // a rotation after the burst, the file still gone
+    std::uint64_t failures_later = 0;
+    Outcome restored;  // a rotation after the file is back with a new key
+    Outcome next;
+  };
+  std::vector<std::string> errors;
+  Runtime rt({.reactors = 1});
+  testing::internal::CaptureStderr();
+  Seen seen = rt.run([&]() -> task<Seen> {
+    spawn(serve(*f.l, server, kBurst + 4, errors));
+    Seen out;
+    (void)co_await talk(*f.l, client);  // a ticket under the file's first key
+    std::remove(file.c_str());
+    co_await sleep_for(kPastRotation);
+    const auto start = Clock::now();
+    for (int i = 0; i < kBurst; ++i) out.burst.push_back(co_await talk(*f.l, client));
+    out.burst_took = Clock::now() - start;
+    out.failures_after_burst = server.ticket_key_reload_failures();
+    co_await sleep_for(kPastRotation);
+    out.later = co_await talk(*f.l, client);
+    out.failures_later = server.ticket_key_reload_failures();
+    write_key(50);
+    co_await sleep_for(kPastRotation);
+    out.restored = co_await talk(*f.l, client);
+    out.next = co_await talk(*f.l, client);
+    co_return out;
+  }());
+  const std::string logged = testing::internal::GetCapturedStderr();
+  std::remove(file.c_str());
+  for (const Outcome& o : seen.burst) {
+    EXPECT_EQ(o.error, "");
+    EXPECT_TRUE(o.reused);  // the first key is still current
+  }
+  // One failed re-read per rotation interval, however many handshakes (the burst may outlast one under a
+  // sanitizer).
+  EXPECT_GE(seen.failures_after_burst, 1u);
+  EXPECT_LE(seen.failures_after_burst, 1u + static_cast<std::uint64_t>(seen.burst_took / 1s));
+  EXPECT_EQ(seen.later.error, "");
+  EXPECT_TRUE(seen.later.reused);
+  EXPECT_EQ(seen.failures_later, seen.failures_after_burst + 1);
+  EXPECT_EQ(server.ticket_key_reload_failures(), seen.failures_later);  // the restored file was read
+  EXPECT_EQ(count(logged, "corio: tls: ticket key file " + file +
+                              ": No such file or directory; keeping the current keys, retrying in 1s\n"),
+            1u)
+      << logged;
+  EXPECT_EQ(count(logged, "corio: tls: ticket key file " + file + " read again"), 1u) << logged;
+  EXPECT_EQ(seen.restored.error, "");
+  EXPECT_FALSE(seen.restored.reused);  // the file now holds only the new key: the old tickets are unknown
+  EXPECT_TRUE(seen.next.reused);       // and the new key's ticket resumes
 }
 
 TEST(Tls, ContextErrorsNameTheFileAndTheReason) {
