@@ -87,9 +87,9 @@ void SendImpl::complete(int res, std::uint32_t flags) noexcept {
   if (all && res > 0) {
     done += static_cast<std::size_t>(res);
     if (done < buf.size()) {
-      // A short send: the rest goes in another round, unless a stop came meanwhile. Then the operation
-      // ends stopped, having sent `done` bytes (never as a success).
-      if (cancel_requested()) {
+      // A short send: the rest goes in another round, unless a stop or a close() came meanwhile. Then
+      // the operation ends stopped, having sent `done` bytes (never as a success).
+      if (cancel_requested() || !stream->is_open()) {
         res = -ECANCELED;
       } else {
         mode.zero_copy = mode.zero_copy && !stream->zero_copy_disabled();

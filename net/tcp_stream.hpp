@@ -110,7 +110,8 @@ class TcpStream {
   // Half-close: no more writes from this side (the peer reads end of stream); reads go on.
   Result<void> shutdown_write() const;
   // Ends every operation pending on the stream (they fail with ECANCELED, "stream closed") and closes the
-  // socket after them, so the peer sees the end of the stream. Destroying the stream does the same.
+  // socket after them, so the peer sees the end of the stream. Destroying the stream does the same. (A
+  // zero-copy write_all still ends only once the kernel's notification frees its buffer.)
   void close() noexcept;
 
   int fd() const noexcept { return fd_; }
