@@ -11,7 +11,7 @@
 namespace corio::net {
 
 RecvStream::RecvStream(const TcpStream& stream)
-    : stream_(&stream),
+    : stream_(stream),
       pool_(&Reactor::current()->backend().buffers()),
       multishot_(Reactor::current()->backend().features().multishot_recv) {
   stream.file_slot();

@@ -80,7 +80,7 @@ class RecvStream final : public Operation, private TimerEntry, private BufferWai
   void wake() noexcept;
   Result<RecvBuffer> take();
 
-  const TcpStream* stream_;
+  StreamRef stream_;
   BufferPool* pool_;
   // Arrivals not yet read: a small ring in place (no allocation per connection), spilling rarely.
   std::array<Item, kMaxQueued> ring_{};

@@ -117,7 +117,7 @@ Result<TcpListener> TcpListener::bind(const Address& at, ListenOptions options) 
 
 void TcpListener::close() noexcept {
   if (fd_ < 0) return;
-  if (Reactor* r = Reactor::current()) r->backend().close(fd_, -1);
+  if (Reactor* r = Reactor::current()) r->backend().close(fd_, -1, true);
   else ::close(fd_);
   fd_ = -1;
 }

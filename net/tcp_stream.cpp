@@ -178,14 +178,21 @@ Result<void> TcpStream::shutdown_write() const {
 }
 
 int TcpStream::file_slot() const noexcept {
-  if (slot_ < 0 && fd_ >= 0) slot_ = Reactor::current()->backend().register_file(fd_);
+  if (slot_ >= 0 || fd_ < 0) return slot_;
+  Backend& b = Reactor::current()->backend();
+  const int slot = b.register_file(fd_);
+  if (slot >= kSlotLimit) {
+    b.unregister_file(slot);  // beyond what the field holds: receives name the descriptor instead
+    return -1;
+  }
+  slot_ = slot;
   return slot_;
 }
 
 void TcpStream::close() noexcept {
   if (fd_ < 0) return;
   // Off a reactor (a stream outliving its runtime) nothing can be pending: a plain close.
-  if (Reactor* r = Reactor::current()) r->backend().close(fd_, slot_);
+  if (Reactor* r = Reactor::current()) r->backend().close(fd_, slot_, users_ > 0);
   else ::close(fd_);
   fd_ = -1;
   slot_ = -1;

@@ -22,15 +22,30 @@ namespace corio::net {
 
 class TcpStream;
 
+// An operation's hold on its stream: counted while the operation lives, so that close() knows whether
+// any may be pending (see TcpStream::close).
+class StreamRef {
+ public:
+  explicit StreamRef(const TcpStream& s) noexcept;
+  ~StreamRef();
+  StreamRef(const StreamRef&) = delete;
+  StreamRef& operator=(const StreamRef&) = delete;
+  const TcpStream* operator->() const noexcept { return s_; }
+  const TcpStream& operator*() const noexcept { return *s_; }
+
+ private:
+  const TcpStream* s_;
+};
+
 struct RecvImpl : Operation {
   RecvImpl(const TcpStream& s, std::span<char> buf, int fixed_index = -1) noexcept
-      : stream(&s), buf(buf), fixed_index(fixed_index) {}
+      : stream(s), buf(buf), fixed_index(fixed_index) {}
   void prepare(io_uring_sqe& sqe) noexcept override;
   int perform() noexcept override;
   Readiness readiness() const noexcept override;
   std::span<const char> lent() const noexcept override { return buf; }
   Result<std::size_t> await_resume() const;
-  const TcpStream* stream;
+  StreamRef stream;
   std::span<char> buf;
   int fixed_index;  // READ_FIXED from this registered buffer, when >= 0
 };
@@ -45,14 +60,14 @@ struct SendMode {
 
 struct SendImpl : Operation {
   SendImpl(const TcpStream& s, std::span<const char> buf, SendMode mode = {}) noexcept
-      : stream(&s), buf(buf), mode(mode) {}
+      : stream(s), buf(buf), mode(mode) {}
   void prepare(io_uring_sqe& sqe) noexcept override;
   int perform() noexcept override;
   Readiness readiness() const noexcept override;
   std::span<const char> lent() const noexcept override { return buf; }
   void complete(int res, std::uint32_t flags) noexcept override;
   Result<std::size_t> await_resume() const;
-  const TcpStream* stream;
+  StreamRef stream;
   std::span<const char> buf;
   SendMode mode;
   int sent = 0;           // a zero-copy send's result, held until its notification
@@ -76,6 +91,7 @@ class TcpStream {
   TcpStream() = default;
   // Takes ownership of a connected socket.
   TcpStream(int fd, Address peer) noexcept : fd_(fd), peer_(peer) {}
+  // (A stream moves with no operation alive on it.)
   TcpStream(TcpStream&& o) noexcept : fd_(std::exchange(o.fd_, -1)), slot_(o.slot_), plain_sends_(o.plain_sends_), peer_(o.peer_) {
     o.slot_ = -1;
   }
@@ -109,9 +125,10 @@ class TcpStream {
 
   // Half-close: no more writes from this side (the peer reads end of stream); reads go on.
   Result<void> shutdown_write() const;
-  // Ends every operation pending on the stream (they fail with ECANCELED, "stream closed") and closes the
-  // socket after them, so the peer sees the end of the stream. Destroying the stream does the same. (A
-  // zero-copy write_all still ends only once the kernel's notification frees its buffer.)
+  // Ends every operation pending on the stream (its reads, writes and RecvStreams fail with ECANCELED,
+  // "stream closed") and closes the socket after them, so the peer sees the end of the stream. Destroying
+  // the stream does the same. (A zero-copy write_all still ends only once the kernel's notification frees
+  // its buffer.)
   void close() noexcept;
 
   int fd() const noexcept { return fd_; }
@@ -129,12 +146,25 @@ class TcpStream {
   int registered_slot() const noexcept { return slot_; }
 
  private:
+  friend class StreamRef;
+  // A count of live operations that stops counting (stays "some") once it reaches kManyUsers.
+  static constexpr unsigned kManyUsers = (1U << 11) - 1;
+  static constexpr int kSlotLimit = 1 << 19;  // file-table slots this stream can name (20-bit field)
   SendMode send_mode(std::size_t size, int fixed_index) const noexcept;
   int fd_ = -1;
-  mutable int slot_ : 31 = -1;  // bit-fields: with the flag in one word, a stream is 40 bytes
+  // Bit-fields: slot, flag and count in one word keep a stream at 40 bytes.
+  mutable int slot_ : 20 = -1;
   mutable bool plain_sends_ : 1 = false;
+  mutable unsigned users_ : 11 = 0;
   Address peer_;
 };
+
+inline StreamRef::StreamRef(const TcpStream& s) noexcept : s_(&s) {
+  if (s.users_ < TcpStream::kManyUsers) ++s.users_;
+}
+inline StreamRef::~StreamRef() {
+  if (s_->users_ < TcpStream::kManyUsers) --s_->users_;
+}
 
 // The Error of a failed read or write on `s`: "read from 127.0.0.1:5000: Connection reset by peer", and
 // "(stream closed)" for an operation that close() cancelled.

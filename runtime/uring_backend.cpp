@@ -241,12 +241,15 @@ class UringBackend final : public Backend {
     }
   }
 
-  void close(int fd, int slot) noexcept override {
+  void close(int fd, int slot, bool pending) noexcept override {
     // In submission order: the cancel finds every request on the file (fixed-file ones too: they hold the
     // same file), then the table slot and the descriptor go. The number stays taken until then.
-    io_uring_sqe* sqe = next_sqe();
-    io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
-    io_uring_sqe_set_data64(sqe, kIgnored);
+    io_uring_sqe* sqe;
+    if (pending) {
+      sqe = next_sqe();
+      io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+      io_uring_sqe_set_data64(sqe, kIgnored);
+    }
     if (slot >= 0) unregister_file(slot);
     sqe = next_sqe();
     io_uring_prep_close(sqe, fd);
