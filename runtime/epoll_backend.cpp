@@ -97,10 +97,9 @@ class EpollBackend final : public Backend {
     }
     if (auto it = waiting_.find(fd); it != waiting_.end()) {
       for (Operation* op : it->second.ops) finish(*op, -ECANCELED);
-      if (it->second.registered) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);  // a dup would keep it in the set
       waiting_.erase(it);
     }
-    ::close(fd);
+    ::close(fd);  // leaves the epoll set with it (unless dup'd: its stray events then find no waiter)
   }
 
   std::size_t in_flight() const noexcept override { return in_flight_; }
