@@ -2,12 +2,14 @@
 // awaiter, deadlines, and the setup-flag negotiation.
 #include "runtime/operation.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 
 #include <cerrno>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "examples/flags.hpp"
@@ -108,6 +110,34 @@ TEST(Operation, PastDeadlineStillRunsOnceAndTimesOut) {
 
 constexpr auto kUring = BackendOptions::Kind::uring;
 constexpr auto kEpoll = BackendOptions::Kind::epoll;
+
+// A pipe in blocking mode whose file description may be shared (stdin): reading it must neither block
+// the reactor nor switch the description to non-blocking behind its other users' backs.
+TEST(Operation, ReadLeavesABlockingPipeBlockingAndNeverBlocksTheReactor) {
+  Runtime rt({.reactors = 1});
+  testing::Pipe p;
+  auto [early, late, ticks] = rt.run([&]() -> task<std::tuple<int, std::string, int>> {
+    int t = 0;
+    bool done = false;
+    auto ticker = [&]() -> task<void> {
+      while (!done) {
+        co_await sleep_for(1ms);
+        ++t;
+      }
+    };
+    spawn(ticker());
+    char buf[8];
+    int r1 = co_await testing::read(p.reader(), buf, sizeof buf).timeout(30ms);  // nothing written yet
+    if (::write(p.writer(), "data", 4) != 4) co_return std::tuple{r1, std::string("write failed"), t};
+    int r2 = co_await testing::read(p.reader(), buf, sizeof buf).timeout(1s);
+    done = true;
+    co_return std::tuple{r1, std::string(buf, r2 > 0 ? static_cast<std::size_t>(r2) : 0), t};
+  }());
+  EXPECT_EQ(early, -ETIMEDOUT);
+  EXPECT_EQ(late, "data");
+  EXPECT_GT(ticks, 5);  // timers ran during the 30 ms wait
+  EXPECT_EQ(::fcntl(p.reader(), F_GETFL) & O_NONBLOCK, 0);
+}
 
 TEST(Backend, TakesTheBestSetupFlagsTheKernelAccepts) {
   Runtime rt({.reactors = 1, .backend = {.kind = kUring}});
