@@ -61,6 +61,9 @@ Result<std::size_t> RecvImpl::await_resume() const {
 void SendImpl::prepare(io_uring_sqe& sqe) noexcept {
   const int fd = stream->fd();
   std::span<const char> rest = buf.subspan(done);
+  // A zero-copy send ends only with the kernel's notification, which comes once the peer has taken the
+  // bytes: a write that a deadline, a stop or close() may have to end sooner copies instead.
+  mode.zero_copy = mode.zero_copy && !can_end_early();
   if (mode.zero_copy) {
     io_uring_prep_send_zc(&sqe, fd, rest.data(), rest.size(), MSG_NOSIGNAL, mode.report_usage ? IORING_SEND_ZC_REPORT_USAGE : 0);
     if (mode.fixed_index >= 0) {

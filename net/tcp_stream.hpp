@@ -118,7 +118,9 @@ class TcpStream {
   // or above the backend's send_zc_threshold.
   Op<SendImpl> write_fixed(const FixedBuffer& b, std::size_t len) const noexcept;
   // Writes all of `buf`, across short writes; zero-copy sends for the parts of at least send_zc_threshold
-  // bytes where the kernel has them (until the kernel reports it copies anyway, as it does on loopback).
+  // bytes where the kernel has them (until the kernel reports it copies anyway, as it does on loopback),
+  // unless the write has a deadline or a stop token that can fire: a zero-copy send ends only when the
+  // peer has taken the bytes, which a deadline cannot hurry.
   Op<SendAllImpl> write_all(std::span<const char> buf, Clock::time_point deadline = Clock::time_point::max()) const noexcept {
     return Op<SendAllImpl>(*this, buf, send_mode(buf.size(), -1), deadline);
   }
@@ -127,8 +129,8 @@ class TcpStream {
   Result<void> shutdown_write() const;
   // Ends every operation pending on the stream (its reads, writes and RecvStreams fail with ECANCELED,
   // "stream closed") and closes the socket after them, so the peer sees the end of the stream. Destroying
-  // the stream does the same. (A zero-copy write_all still ends only once the kernel's notification frees
-  // its buffer.)
+  // the stream does the same. (A zero-copy write_all, one with no deadline or stop, still ends only once
+  // the kernel's notification frees its buffer.)
   void close() noexcept;
 
   int fd() const noexcept { return fd_; }

@@ -102,6 +102,8 @@ class Operation : public CancelHook {
   // as in flight until settled(), so that retire() waits for the kernel.
   void submit_on_current_reactor();
   void settled() noexcept { state_ = State::done; }
+  // Whether a deadline or a stop may end the operation before the kernel finishes it.
+  bool can_end_early() const noexcept { return has_deadline() || (token_ != nullptr && token_->stop_possible()); }
   // Operations are reactor-affine: submitted, completed, cancelled and destroyed on one reactor's thread.
   static Reactor& reactor() noexcept;
 

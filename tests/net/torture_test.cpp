@@ -5,17 +5,20 @@
 // - every byte write_all reports sent (the whole chunk, or `transferred` of a failed call) reaches a
 //   reader that reads to end of stream, once and in order, and nothing more does;
 // - a read that times out or is cancelled loses nothing (the reader goes on and still sees every byte);
+// - every write_all ends by its deadline, or soon after its stop or a close() of its stream;
 // - afterwards no operation is in flight on either reactor, no receive buffer is lent, no descriptor is open.
 // Run it longer, or with another seed (timing differs between runs: a seed fixes the choices, not the
 // interleaving; the seed and the totals are printed at the end):
 //   CORIO_TORTURE_SECONDS=60 CORIO_TORTURE_SEED=7 CORIO_BACKEND=epoll build/release/tests/torture_tests
 // Defaults: seed 12, 2 seconds (CI runs it on both backends); CORIO_TORTURE_SECONDS=60 is the long run.
+// CORIO_TORTURE_TRACE=<connection id> prints every read and write of one connection (ids are in the report).
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdio>
@@ -24,6 +27,7 @@
 #include <mutex>
 #include <random>
 #include <span>
+#include <stdexcept>
 #include <stop_token>
 #include <string>
 #include <thread>
@@ -51,6 +55,8 @@ constexpr std::size_t kMaxChunk = 256 * 1024;
 constexpr std::size_t kMaxRead = 64 * 1024;
 constexpr auto kPlainDeadline = 5s;  // a write or read nobody cuts short: generous, only so nothing hangs
 constexpr auto kStallLimit = 10s;    // a reader that gets no byte and no end of stream this long: lost data
+// A write_all must end by its deadline, or soon after a stop or a close() of its stream: this late is a hang.
+constexpr auto kLateLimit = 1s;
 
 struct Config {
   std::uint64_t seed = 12;
@@ -126,6 +132,7 @@ struct Counters {
   std::uint64_t reads = 0, read_timeouts = 0, read_cancels = 0;
   std::uint64_t hops = 0, hops_stopped = 0;
   std::uint64_t mismatches = 0;
+  std::uint64_t late_writes = 0, max_write_lateness_us = 0;  // past deadline / stop / close (the max, not a sum)
 
   void add(const Counters& o) {
     connections += o.connections, exact += o.exact, reader_closed_early += o.reader_closed_early;
@@ -137,6 +144,7 @@ struct Counters {
     closes_mid_write += o.closes_mid_write, shutdowns += o.shutdowns, plain_write_timeouts += o.plain_write_timeouts;
     reads += o.reads, read_timeouts += o.read_timeouts, read_cancels += o.read_cancels;
     hops += o.hops, hops_stopped += o.hops_stopped, mismatches += o.mismatches;
+    late_writes += o.late_writes, max_write_lateness_us = std::max(max_write_lateness_us, o.max_write_lateness_us);
   }
 };
 
@@ -150,6 +158,22 @@ void note(Problems& p, std::uint32_t id, const std::string& what) {
 // Progress, readable from the watchdog thread.
 std::atomic<std::uint64_t> g_started{0};
 std::atomic<std::uint64_t> g_finished{0};
+
+// CORIO_TORTURE_TRACE=<connection id>: every operation of that connection on stderr, to look into one.
+std::uint32_t traced_connection() {
+  static const std::uint32_t id = [] {
+    const char* s = std::getenv("CORIO_TORTURE_TRACE");
+    return s != nullptr && *s != '\0' ? static_cast<std::uint32_t>(std::strtoul(s, nullptr, 0)) : ~0u;
+  }();
+  return id;
+}
+
+void trace(std::uint32_t id, const char* side, const char* what, long long size, const Result<void>& r, std::size_t n = 0) {
+  if (id != traced_connection()) return;
+  static const Clock::time_point t0 = Clock::now();
+  std::fprintf(stderr, "trace %u %8.3f ms r%u %s %s %lld: %s %zu\n", id, std::chrono::duration<double, std::milli>(Clock::now() - t0).count(),
+               Reactor::current()->id(), side, what, size, r ? "ok" : r.error().message().c_str(), r ? n : r.error().transferred);
+}
 
 // ---- Helper tasks --------------------------------------------------------------------------------------
 
@@ -266,9 +290,14 @@ task<WriterOutcome> write_side(TcpStream& conn, WriterPlan plan) {
   Rng rng(plan.seed);
   Pattern pattern(plan.id);
   std::stop_token ambient = co_await current_stop_token();
+  // When the ambient stop came (it may be requested on another reactor's thread).
+  std::atomic<Clock::rep> stopped_at{Clock::time_point::max().time_since_epoch().count()};
+  auto record_stop = [&stopped_at]() noexcept { stopped_at = Clock::now().time_since_epoch().count(); };
+  std::stop_callback<decltype(record_stop)> on_stop(ambient, record_stop);
   Group helpers;
   std::vector<char> chunk(kMaxChunk);
   bool closer_armed = false;
+  Clock::time_point closer_at = Clock::time_point::max();
   for (int n = 0; n < plan.chunks && out.reported_sent < plan.byte_budget && Clock::now() < plan.until; ++n) {
     if (ambient.stop_requested()) break;
     if (!conn.is_open()) break;  // a closer closed it between two writes
@@ -277,25 +306,57 @@ task<WriterOutcome> write_side(TcpStream& conn, WriterPlan plan) {
     pattern.fill(bytes, out.reported_sent);
     if (!closer_armed && rng.chance(plan.close_mid_write)) {
       closer_armed = true;
-      helpers.spawn(close_later(conn, rng.micros(0, 1500)));
+      const Clock::duration delay = rng.micros(0, 1500);
+      closer_at = Clock::now() + delay;
+      helpers.spawn(close_later(conn, delay));
     }
     Result<void> r;
     const auto mode = rng.below(10);
     bool plain = false;
+    bool ambient_applies = true;  // false under an explicit stop token
+    const Clock::time_point began = Clock::now();
+    Clock::time_point bound;  // when it should have ended at the latest: its deadline, or its stop
     if (mode < 5) {
       plain = true;
-      r = co_await conn.write_all(bytes, Clock::now() + kPlainDeadline);
+      bound = began + kPlainDeadline;
+      r = co_await conn.write_all(bytes, bound);
     } else if (mode < 7) {
-      r = co_await conn.write_all(bytes, Clock::now() + rng.micros(0, 3000));
+      bound = began + rng.micros(0, 3000);
+      r = co_await conn.write_all(bytes, bound);
     } else if (mode < 9) {
       std::stop_source stop;
-      if (rng.chance(0.1)) stop.request_stop();  // stopped before it starts: nothing is sent
-      else helpers.spawn(stop_later(stop, rng.micros(0, 2000)));
-      r = co_await conn.write_all(bytes, Clock::now() + kPlainDeadline).stop_token(stop.get_token());
+      ambient_applies = false;
+      if (rng.chance(0.1)) {
+        stop.request_stop();  // stopped before it starts: nothing is sent
+        bound = began;
+      } else {
+        const Clock::duration delay = rng.micros(0, 2000);
+        bound = began + delay;
+        helpers.spawn(stop_later(stop, delay));
+      }
+      r = co_await conn.write_all(bytes, began + kPlainDeadline).stop_token(stop.get_token());
     } else {
-      (void)co_await with_timeout(rng.micros(0, 3000), write_into(conn, bytes, Clock::now() + kPlainDeadline, &r));
+      const Clock::duration limit = rng.micros(0, 3000);
+      bound = began + limit;
+      (void)co_await with_timeout(limit, write_into(conn, bytes, began + kPlainDeadline, &r));
+    }
+    const Clock::time_point ended = Clock::now();
+    if (closer_at > began) bound = std::min(bound, closer_at);
+    if (ambient_applies) bound = std::min(bound, Clock::time_point(Clock::duration(stopped_at.load())));
+    if (ended > bound + kLateLimit) {
+      const auto late = std::chrono::duration_cast<std::chrono::microseconds>(ended - bound);
+      ++out.c.late_writes;
+      out.c.max_write_lateness_us = std::max<std::uint64_t>(out.c.max_write_lateness_us, static_cast<std::uint64_t>(late.count()));
+      note(out.problems, plan.id, "write_all of " + std::to_string(size) + " bytes ended " + std::to_string(late.count() / 1000) +
+                                      " ms after its deadline, stop or close (" + (r ? std::string("ok") : r.error().message()) +
+                                      (size >= Reactor::current()->backend().features().send_zc_threshold &&
+                                               Reactor::current()->backend().features().send_zc
+                                           ? "; a zero-copy send waits for its notification"
+                                           : "") +
+                                      ")");
     }
     ++out.c.writes;
+    trace(plan.id, "write", plain ? "plain" : "cut", static_cast<long long>(size), r, size);
     if (r) {
       ++out.c.writes_ok;
       out.reported_sent += size;
@@ -439,6 +500,7 @@ task<void> read_with_read_some(TcpStream& conn, const ReaderPlan& plan, Rng& rng
       (void)co_await with_timeout(rng.micros(0, 2000), read_into(conn, into, Clock::now() + 1s, &r));
     }
     ++o.c.reads;
+    trace(plan.id, "read_some", mode < 6 ? "plain" : "cut", static_cast<long long>(into.size()), r ? Result<void>() : Result<void>(r.error()), r ? *r : 0);
     if (r) {
       if (*r == 0) {
         o.eof = true;
@@ -491,6 +553,7 @@ task<void> read_with_recv_stream(TcpStream& conn, const ReaderPlan& plan, Rng& r
       (void)co_await with_timeout(rng.micros(0, 2000), next_into(rx, Clock::now() + 1s, &r));
     }
     ++o.c.reads;
+    trace(plan.id, "next", mode < 6 ? "plain" : "cut", 0, r ? Result<void>() : Result<void>(r.error()), r ? r->size() : 0);
     if (r) {
       if (r->empty()) {
         o.eof = true;
@@ -538,6 +601,8 @@ struct ConnSpec {
 struct ConnResult {
   Counters c;
   Problems problems;
+  Clock::time_point ended;  // for the report: how long the last connections ran past the budget
+  std::string summary;
 };
 
 // A loopback connection made on the current reactor: one end is read here until end of stream, the other
@@ -639,6 +704,10 @@ task<ConnResult> run_connection(ConnSpec spec) {
   }
   if (w.peer_gone && !r.closed_early) note(res.problems, spec.id, "the writer saw the peer go, but the reader never closed" + where);
   if (!w.shutdown_error.empty() && !r.closed_early) note(res.problems, spec.id, "shutdown_write failed: " + w.shutdown_error + where);
+  res.ended = Clock::now();
+  res.summary = "connection " + std::to_string(spec.id) + where + ": " + std::to_string(r.received) + " bytes in " +
+                std::to_string(r.c.reads) + " reads, " + std::to_string(w.c.writes) + " writes, small buffers " +
+                (small_buffers ? "yes" : "no") + ", reader pauses " + std::to_string(rp.pause);
   ++g_finished;
   co_return res;
 }
@@ -660,6 +729,8 @@ struct Shared {
   std::uint64_t seed = 0;
   Counters totals;  // reactor 0 only
   Problems problems;
+  Clock::time_point last_end;  // the connection that ended last, and what it was
+  std::string last;
 };
 
 // One connection after another, until the time budget or the count runs out. Each runs on reactor
@@ -687,6 +758,10 @@ task<void> worker(unsigned index, unsigned home, Shared* shared) {
       r = co_await submit_to(home, run_connection(spec));
     }
     shared->totals.add(r.c);
+    if (r.ended > shared->last_end) {
+      shared->last_end = r.ended;
+      shared->last = std::move(r.summary);
+    }
     for (auto& p : r.problems) {
       if (shared->problems.size() < 50) shared->problems.push_back(std::move(p));
     }
@@ -704,11 +779,14 @@ struct Report {
   std::size_t fds_after = 0;
   bool finished_in_time = true;
   double seconds = 0;
+  double last_past_budget = 0;  // seconds the last connection ran past the budget
+  std::string last;
 };
 
 task<void> workload(Shared* shared) {
   Group workers;
-  for (unsigned i = 0; i < kReactors * kWorkersPerReactor; ++i) workers.spawn(worker(i, i % kReactors, shared), co_await current_stop_token());
+  const std::stop_token guard = co_await current_stop_token();
+  for (unsigned i = 0; i < kReactors * kWorkersPerReactor; ++i) workers.spawn(worker(i, i % kReactors, shared), guard);
   co_await workers.join();
   for (const auto& e : workers.errors) shared->problems.push_back("a worker threw: " + e);
 }
@@ -752,6 +830,8 @@ task<Report> torture(Config cfg, std::size_t fds_before) {
     rep.fds_after = corio::testing::open_fds();
   }
   rep.totals = shared.totals;
+  rep.last_past_budget = std::chrono::duration<double>(shared.last_end - shared.end).count();
+  rep.last = std::move(shared.last);
   rep.problems = std::move(shared.problems);
   co_return rep;
 }
@@ -805,8 +885,12 @@ void print(const Config& cfg, const Report& r) {
               "peer gone %llu, failed part-way %llu; shutdown_write %llu\n",
               u(t.writes), u(t.writes_ok), u(t.write_timeouts), u(t.plain_write_timeouts), u(t.write_cancels),
               u(t.closes_mid_write), u(t.write_resets), u(t.write_partial), u(t.shutdowns));
+  std::printf("  write_all calls that ended over %lld ms past their deadline, stop or close: %llu (the latest by %.3f s)\n",
+              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(kLateLimit).count()), u(t.late_writes),
+              static_cast<double>(t.max_write_lateness_us) / 1e6);
   std::printf("  reads %llu: timed out %llu, cancelled %llu; cross-reactor hops %llu (stopped across %llu)\n", u(t.reads),
               u(t.read_timeouts), u(t.read_cancels), u(t.hops), u(t.hops_stopped));
+  std::printf("  the last connection ended %.3f s past the budget: %s\n", r.last_past_budget, r.last.c_str());
   for (unsigned id = 0; id < kReactors; ++id) {
     std::printf("  reactor %u: in flight %zu, buffers lent %u, orphans %llu, abandon waits %llu\n", id, r.in_flight[id],
                 r.lent[id], u(r.orphans[id]), u(r.abandon_waits[id]));
@@ -838,6 +922,101 @@ TEST(Torture, EveryByteReportedSentArrivesOnceAndInOrder) {
     EXPECT_EQ(rep.lent[id], 0u) << "reactor " << id << ": receive buffers never given back";
   }
   EXPECT_EQ(rep.fds_after, fds_before) << "descriptors left open";
+}
+
+// ---- What the torture run found, reduced to one case ---------------------------------------------------
+// A write_all of 256 KiB to a loopback peer that does not read yet (it starts after 1 s) must still end
+// by its deadline (100 ms), soon after a stop (at 100 ms), or soon after close() of its stream (at 100 ms).
+// It once did not on io_uring: a zero-copy send ends only with the kernel's notification, which on loopback
+// comes once the peer has read the bytes, so the call outlived its deadline, its stop and its close. A write
+// that can end early now copies (TcpStream::write_all).
+
+enum class Cut { deadline, stop, close };
+
+const char* name_of(Cut how) {
+  switch (how) {
+    case Cut::deadline: return "deadline at 100 ms";
+    case Cut::stop: return "stop at 100 ms";
+    case Cut::close: return "close() at 100 ms";
+  }
+  return "?";
+}
+
+task<void> read_after(TcpStream& s, Clock::duration wait, std::uint64_t* got) {
+  co_await sleep_for(wait);
+  std::vector<char> b(1 << 20);
+  for (;;) {
+    auto n = co_await s.read_some(b).timeout(5s);
+    if (!n || *n == 0) break;
+    *got += *n;
+  }
+}
+
+task<void> cut_after(TcpStream& c, std::stop_source source, Clock::duration wait, Cut how) {
+  co_await sleep_for(wait);
+  if (how == Cut::stop) source.request_stop();
+  if (how == Cut::close) c.close();
+}
+
+struct CutOutcome {
+  double ms = 0;
+  std::string result;
+  std::uint64_t sent = 0;  // as reported
+  std::uint64_t received = 0;
+};
+
+task<CutOutcome> write_to_a_peer_not_reading(Cut how) {
+  CutOutcome out;
+  auto l = TcpListener::bind(Address::loopback_v4(0));
+  if (!l) throw std::runtime_error(l.error().message());
+  Result<TcpStream> c = co_await TcpStream::connect(l->local_address(), 2s);
+  Result<TcpStream> s = co_await l->accept().timeout(2s);
+  if (!c || !s) throw std::runtime_error("no loopback connection");
+  std::vector<char> buf(256 * 1024, 'z');
+  std::stop_source source;
+  Group helpers;
+  helpers.spawn(read_after(*s, 1s, &out.received));
+  if (how != Cut::deadline) helpers.spawn(cut_after(*c, source, 100ms, how));
+  const Clock::time_point t0 = Clock::now();
+  const Clock::time_point deadline = t0 + (how == Cut::deadline ? 100ms : 10s);
+  Result<void> r = co_await c->write_all(buf, deadline).stop_token(source.get_token());
+  out.ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  out.result = r ? "ok" : r.error().message();
+  out.sent = r ? buf.size() : r.error().transferred;
+  c->close();  // the reader sees the end of the stream
+  co_await helpers.join();
+  co_return out;
+}
+
+task<void> cut_case(Cut how, CutOutcome* out) {
+  CutOutcome o = co_await write_to_a_peer_not_reading(how);
+  *out = std::move(o);
+}
+
+// The three cases at once, on three connections.
+task<std::vector<CutOutcome>> all_cuts() {
+  std::vector<CutOutcome> outs(3);
+  Group cases;
+  cases.spawn(cut_case(Cut::deadline, &outs[0]));
+  cases.spawn(cut_case(Cut::stop, &outs[1]));
+  cases.spawn(cut_case(Cut::close, &outs[2]));
+  co_await cases.join();
+  for (const auto& e : cases.errors) throw std::runtime_error(e);
+  co_return outs;
+}
+
+TEST(WriteAll, EndsByItsDeadlineStopOrCloseWhileThePeerIsNotReading) {
+  Runtime rt({.reactors = 1});
+  const bool zero_copy = rt.run([]() -> task<bool> { co_return Reactor::current()->backend().features().send_zc; }());
+  const std::vector<CutOutcome> outs = rt.run(all_cuts());
+  const Cut cases[] = {Cut::deadline, Cut::stop, Cut::close};
+  for (std::size_t i = 0; i < outs.size(); ++i) {
+    const CutOutcome& o = outs[i];
+    EXPECT_LT(o.ms, 600) << name_of(cases[i]) << ": write_all(256 KiB) ended after " << std::lround(o.ms) << " ms ("
+                         << o.result << "), when the peer began to read"
+                         << (zero_copy ? "; it was a zero-copy send (SEND_ZC), which ends at the kernel's notification" : "");
+    EXPECT_EQ(o.received, o.sent) << name_of(cases[i]) << ": " << o.result;
+  }
 }
 
 }  // namespace
