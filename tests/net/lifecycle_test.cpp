@@ -273,7 +273,7 @@ TEST(Lifecycle, TearingDownArmedReceivesMakesNoSystemCallPerConnection) {
 // A read abandoned with its buffer lent is the one case that waits for the kernel, reaping completions
 // meant for others on the way: those must still be delivered in ring order. A multishot receive's bytes
 // arrive in order while such waits happen again and again around it.
-task<void> abandon_lent_reads(int pipe_fd, int rounds) {
+task<void> abandon_lent_reads(int pipe_fd, int rounds, bool* done) {
   for (int i = 0; i < rounds; ++i) {
     co_await sleep_for(std::chrono::microseconds(50));
     auto reader = [pipe_fd]() -> task<void> {
@@ -286,6 +286,7 @@ task<void> abandon_lent_reads(int pipe_fd, int rounds) {
     co_await nop();  // and in the kernel
     h.destroy();     // abandoned with its buffer lent: waits, reaping whatever else has completed
   }
+  *done = true;
 }
 
 TEST(Lifecycle, CompletionsReapedWhileAbandoningStayInRingOrder) {
@@ -315,7 +316,8 @@ TEST(Lifecycle, CompletionsReapedWhileAbandoningStayInRingOrder) {
   auto [received, in_order] = rt.run([&]() -> task<std::pair<std::size_t, bool>> {
     auto conn = co_await l->accept().timeout(5s);
     if (!conn) co_return std::pair{std::size_t{0}, false};
-    spawn(abandon_lent_reads(pipe_fds[0], 2000));
+    bool abandons_done = false;  // the pipe must outlive the reads queued on it
+    spawn(abandon_lent_reads(pipe_fds[0], 2000, &abandons_done));
     RecvStream rx(*conn);
     std::size_t got = 0;
     bool ok = true;
@@ -324,6 +326,7 @@ TEST(Lifecycle, CompletionsReapedWhileAbandoningStayInRingOrder) {
       if (!chunk || chunk->empty()) break;
       for (char c : chunk->bytes()) ok = ok && c == static_cast<char>(got++ % 251);
     }
+    while (!abandons_done) co_await sleep_for(1ms);
     co_return std::pair{got, ok};
   }());
   writer.join();
