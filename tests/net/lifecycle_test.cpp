@@ -63,21 +63,24 @@ task<WriteOutcome> stopped_write(bool by_deadline) {
   spawn(reader());
   std::vector<char> big(8 << 20, 'w');
   std::stop_source stop;
+  bool stopper_done = true;
   auto stopper = [&]() -> task<void> {
     co_await sleep_for(30ms);
     stop.request_stop();
+    stopper_done = true;
   };
   Result<void> r;
   if (by_deadline) {
     r = co_await pair.client.write_all(big, Clock::now() + 30ms);
   } else {
+    stopper_done = false;
     spawn(stopper());
     auto write = [&]() -> task<Result<void>> { co_return co_await pair.client.write_all(big); };
     r = co_await with_stop_token(stop.get_token(), write());
   }
   WriteOutcome out{.code = r ? 0 : r.error().code, .transferred = r ? big.size() : r.error().transferred};
   pair.client.close();  // the peer reads what was sent, then the end
-  while (!reader_done) co_await sleep_for(1ms);
+  while (!reader_done || !stopper_done) co_await sleep_for(1ms);  // both use this frame
   out.received = received;
   co_return out;
 }
