@@ -14,7 +14,7 @@ RecvStream::RecvStream(const TcpStream& stream)
     : stream_(stream),
       pool_(&Reactor::current()->backend().buffers()),
       multishot_(Reactor::current()->backend().features().multishot_recv) {
-  stream.file_slot();
+  if (stream.is_open()) slot_ = Reactor::current()->backend().register_file(stream.fd());
 }
 
 RecvStream::~RecvStream() {
@@ -26,11 +26,11 @@ RecvStream::~RecvStream() {
     if (item.res > 0) pool_->give_back(item.buf);
   }
   if (held_ >= 0) pool_->give_back(static_cast<std::uint16_t>(held_));
+  if (slot_ >= 0) Reactor::current()->backend().unregister_file(slot_);
 }
 
 void RecvStream::prepare(io_uring_sqe& sqe) noexcept {
-  const int slot = stream_->registered_slot();
-  const int fd = slot >= 0 ? slot : stream_->fd();
+  const int fd = slot_ >= 0 ? slot_ : stream_->fd();
   if (!pool_->kernel_selects()) {
     io_uring_prep_recv(&sqe, fd, pool_->data(static_cast<std::uint16_t>(held_)), pool_->buffer_size(), 0);
   } else {
@@ -39,7 +39,7 @@ void RecvStream::prepare(io_uring_sqe& sqe) noexcept {
     sqe.flags |= IOSQE_BUFFER_SELECT;
     sqe.buf_group = pool_->group();
   }
-  if (slot >= 0) sqe.flags |= IOSQE_FIXED_FILE;
+  if (slot_ >= 0) sqe.flags |= IOSQE_FIXED_FILE;
 }
 
 int RecvStream::perform() noexcept {
@@ -81,6 +81,11 @@ bool RecvStream::wait(std::coroutine_handle<> waiter, const std::stop_token* tok
 }
 
 void RecvStream::arm() {
+  if (!stream_->is_open()) {  // closed while it waited for buffers or re-armed: it ends, as close() says
+    end_res_ = -ECANCELED;
+    wake();
+    return;
+  }
   if (!pool_->kernel_selects() && held_ < 0) held_ = pool_->take();
   armed_ = true;
   submit_on_current_reactor();

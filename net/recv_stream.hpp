@@ -6,8 +6,9 @@
 // At most kMaxQueued buffers wait unread per stream: beyond that it stops receiving until they are read,
 // so one slow reader cannot drain the pool. Buffers the application keeps count against the pool: keeping
 // all of them (BufferPoolOptions::limit) stops every receive on the reactor until one comes back, so copy
-// out what you keep for long. On io_uring its receives name the socket by its file-table slot
-// (TcpStream::file_slot()). Closing the TcpStream ends the receive: next() then fails with ECANCELED.
+// out what you keep for long. On io_uring the stream registers its socket in the reactor's file table for
+// its lifetime (the socket stays open until it goes). Closing the TcpStream ends the receive: next() then
+// fails with ECANCELED (a stream waiting for pool buffers sees the close when they come back).
 // Dropping an armed stream costs no system call: the backend settles the receive's last completions.
 //   RecvStream rx(conn);
 //   for (;;) {
@@ -88,6 +89,7 @@ class RecvStream final : public Operation, private TimerEntry, private BufferWai
   std::uint16_t head_ = 0;
   std::uint16_t count_ = 0;
   int held_ = -1;     // buffer taken for a read we issue ourselves
+  int slot_ = -1;     // the socket in the reactor's file table (io_uring), while this stream lives
   int end_res_ = 1;   // once <= 0: the stream ended (0) or failed (-errno); next() repeats it
   bool armed_ = false;
   bool multishot_;

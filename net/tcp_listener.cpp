@@ -47,6 +47,10 @@ int AcceptStream::perform() noexcept { return accept_now(listener_->fd(), nullpt
 Readiness AcceptStream::readiness() const noexcept { return {listener_->fd(), EPOLLIN}; }
 
 bool AcceptStream::wait(std::coroutine_handle<> waiter, const std::stop_token* token) {
+  if (listener_->fd() < 0) {  // closed: nothing more to accept
+    queue_.push_back(-ECANCELED);
+    return false;
+  }
   if (token != nullptr && token->stop_requested()) {
     queue_.push_back(-ECANCELED);
     return false;
@@ -80,6 +84,7 @@ Result<TcpStream> AcceptStream::take() {
 }
 
 Result<TcpStream> TcpListener::adopt(int res, const sockaddr_storage* peer, socklen_t peer_len) const {
+  if (res < 0 && fd_ < 0) return make_error(ECANCELED, "accept on " + local_.to_string() + " (listener closed)");
   if (res < 0) return make_error(res, "accept on " + local_.to_string());
   sockaddr_storage asked{};
   if (peer == nullptr) {
@@ -117,7 +122,7 @@ Result<TcpListener> TcpListener::bind(const Address& at, ListenOptions options) 
 
 void TcpListener::close() noexcept {
   if (fd_ < 0) return;
-  if (Reactor* r = Reactor::current()) r->backend().close(fd_, -1, true);
+  if (Reactor* r = Reactor::current()) r->backend().close(fd_, true);
   else ::close(fd_);
   fd_ = -1;
 }

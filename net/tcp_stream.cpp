@@ -132,8 +132,6 @@ TcpStream& TcpStream::operator=(TcpStream&& o) noexcept {
   if (this != &o) {
     close();
     fd_ = std::exchange(o.fd_, -1);
-    slot_ = o.slot_;
-    o.slot_ = -1;
     peer_ = o.peer_;
     plain_sends_ = o.plain_sends_;
   }
@@ -180,25 +178,12 @@ Result<void> TcpStream::shutdown_write() const {
   return {};
 }
 
-int TcpStream::file_slot() const noexcept {
-  if (slot_ >= 0 || fd_ < 0) return slot_;
-  Backend& b = Reactor::current()->backend();
-  const int slot = b.register_file(fd_);
-  if (slot >= kSlotLimit) {
-    b.unregister_file(slot);  // beyond what the field holds: receives name the descriptor instead
-    return -1;
-  }
-  slot_ = slot;
-  return slot_;
-}
-
 void TcpStream::close() noexcept {
   if (fd_ < 0) return;
   // Off a reactor (a stream outliving its runtime) nothing can be pending: a plain close.
-  if (Reactor* r = Reactor::current()) r->backend().close(fd_, slot_, users_ > 0);
+  if (Reactor* r = Reactor::current()) r->backend().close(fd_, users_ > 0);
   else ::close(fd_);
   fd_ = -1;
-  slot_ = -1;
 }
 
 }  // namespace corio::net

@@ -92,9 +92,7 @@ class TcpStream {
   // Takes ownership of a connected socket.
   TcpStream(int fd, Address peer) noexcept : fd_(fd), peer_(peer) {}
   // (A stream moves with no operation alive on it.)
-  TcpStream(TcpStream&& o) noexcept : fd_(std::exchange(o.fd_, -1)), slot_(o.slot_), plain_sends_(o.plain_sends_), peer_(o.peer_) {
-    o.slot_ = -1;
-  }
+  TcpStream(TcpStream&& o) noexcept : fd_(std::exchange(o.fd_, -1)), plain_sends_(o.plain_sends_), peer_(o.peer_) {}
   TcpStream& operator=(TcpStream&& o) noexcept;
   TcpStream(const TcpStream&) = delete;
   TcpStream& operator=(const TcpStream&) = delete;
@@ -128,8 +126,10 @@ class TcpStream {
   // Half-close: no more writes from this side (the peer reads end of stream); reads go on.
   Result<void> shutdown_write() const;
   // Ends every operation pending on the stream (its reads, writes and RecvStreams fail with ECANCELED,
-  // "stream closed") and closes the socket after them, so the peer sees the end of the stream. Destroying
-  // the stream does the same. (A zero-copy write_all, one with no deadline or stop, still ends only once
+  // "stream closed") and closes the socket after them, so the peer sees the end of the stream (once a
+  // RecvStream on it, which holds it in the reactor's file table, is gone too). Destroying the stream
+  // closes it as well, but the stream must outlive the operations on it: close() it, let them end, then
+  // let it go. (A zero-copy write_all, one with no deadline or stop, still ends only once
   // the kernel's notification frees its buffer.)
   void close() noexcept;
 
@@ -140,24 +140,15 @@ class TcpStream {
   // or the socket carries kernel TLS (which takes no zero-copy sends).
   bool zero_copy_disabled() const noexcept { return plain_sends_; }
   void disable_zero_copy() const noexcept { plain_sends_ = true; }
-  // The socket in the current reactor's file table (io_uring), registered on first use and released by
-  // close(): receives that name the slot skip the per-operation file lookup. -1 where there is no table.
-  int file_slot() const noexcept;
-  // The slot file_slot() registered, or -1: reads only (a registration is queued before, never behind, the
-  // operation that names the slot).
-  int registered_slot() const noexcept { return slot_; }
 
  private:
   friend class StreamRef;
   // A count of live operations that stops counting (stays "some") once it reaches kManyUsers.
-  static constexpr unsigned kManyUsers = (1U << 11) - 1;
-  static constexpr int kSlotLimit = 1 << 19;  // file-table slots this stream can name (20-bit field)
+  static constexpr std::uint16_t kManyUsers = 0xffff;
   SendMode send_mode(std::size_t size, int fixed_index) const noexcept;
   int fd_ = -1;
-  // Bit-fields: slot, flag and count in one word keep a stream at 40 bytes.
-  mutable int slot_ : 20 = -1;
-  mutable bool plain_sends_ : 1 = false;
-  mutable unsigned users_ : 11 = 0;
+  mutable bool plain_sends_ = false;
+  mutable std::uint16_t users_ = 0;
   Address peer_;
 };
 

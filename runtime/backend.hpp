@@ -81,11 +81,11 @@ class Backend {
   // settled by `left` (see operation.hpp). Never waits, unless op.lent() is not empty: then it waits for
   // the kernel to let go of that memory, keeping every completion it reaps in order for dispatch.
   virtual void abandon(Operation& op, Leftovers left) noexcept = 0;
-  // Closes `fd` and its file-table `slot` (-1: none). With `pending` (operations may be waiting on it)
-  // it first cancels every operation on `fd`, which complete with -ECANCELED. Either way the number is
-  // not free for reuse before they are off it. (Without `pending` there is no search by descriptor,
-  // which on io_uring scans every request in flight.)
-  virtual void close(int fd, int slot, bool pending) noexcept = 0;
+  // Closes `fd`. With `pending` (operations may be waiting on it) it first cancels every operation on
+  // `fd`, which complete with -ECANCELED. Either way the number is not free for reuse before they are off
+  // it. (Without `pending` there is no search by descriptor, which on io_uring scans every request in
+  // flight.) Queued with the next submission; shutdown submits what is queued.
+  virtual void close(int fd, bool pending) noexcept = 0;
   // This reactor's receive buffers (see BufferPool).
   virtual BufferPool& buffers() noexcept = 0;
   // Not virtual: asked on every write_all.

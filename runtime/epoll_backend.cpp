@@ -84,7 +84,7 @@ class EpollBackend final : public Backend {
     if (forget(op)) --in_flight_;
   }
 
-  void close(int fd, int, bool) noexcept override {
+  void close(int fd, bool) noexcept override {
     // Every operation on `fd` ends now, before the number can be reused by another socket.
     for (std::size_t i = 0; i < tries_.size();) {
       Operation* op = tries_[i];

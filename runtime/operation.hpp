@@ -99,7 +99,7 @@ class Operation : public CancelHook {
   // still touch is alive.
   void retire() noexcept;
   // For operations that drive their own completions (multishot): submit on the current reactor and count
-  // as in flight until settled(), so that retire() waits for the kernel.
+  // as in flight until settled(), so that retire() leaves the submission to the backend (Leftovers).
   void submit_on_current_reactor();
   void settled() noexcept { state_ = State::done; }
   // Whether a deadline or a stop may end the operation before the kernel finishes it.

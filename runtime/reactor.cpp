@@ -108,6 +108,8 @@ void Reactor::shutdown() noexcept {
   }
   wake_pending_.store(false);
   while (Message* m = inbox_.pop()) m->discard();
+  // At least one submission: closes queued by the destroyed tasks are counted nowhere else.
+  backend_->poll(std::chrono::nanoseconds::zero());
   while (backend_->in_flight() > 0) backend_->poll(std::nullopt);
 }
 

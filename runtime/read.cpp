@@ -1,6 +1,7 @@
 #include "runtime/read.hpp"
 
 #include <poll.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <liburing.h>
 #include <sys/epoll.h>
@@ -22,9 +23,16 @@ int ReadImpl::perform() noexcept {
   iovec iov{buf.data(), buf.size()};
   ssize_t n = ::preadv2(fd, &iov, 1, -1, RWF_NOWAIT);
   if (n >= 0) return static_cast<int>(n);
-  if (errno != EOPNOTSUPP && errno != EINVAL) return -errno;
-  pollfd p{fd, POLLIN, 0};
-  if (::poll(&p, 1, 0) == 0) return -EAGAIN;
+  if (errno == EAGAIN) {
+    // A file whose pages are not cached: epoll cannot wait for it, so it is read (as before RWF_NOWAIT).
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))) return -EAGAIN;
+  } else if (errno == EOPNOTSUPP || errno == EINVAL) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 0) == 0) return -EAGAIN;
+  } else {
+    return -errno;
+  }
   n = ::read(fd, buf.data(), buf.size());
   return n >= 0 ? static_cast<int>(n) : -errno;
 }

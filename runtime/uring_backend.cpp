@@ -241,16 +241,15 @@ class UringBackend final : public Backend {
     }
   }
 
-  void close(int fd, int slot, bool pending) noexcept override {
+  void close(int fd, bool pending) noexcept override {
     // In submission order: the cancel finds every request on the file (fixed-file ones too: they hold the
-    // same file), then the table slot and the descriptor go. The number stays taken until then.
+    // same file), then the descriptor goes. The number stays taken until then.
     io_uring_sqe* sqe;
     if (pending) {
       sqe = next_sqe();
       io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
       io_uring_sqe_set_data64(sqe, kIgnored);
     }
-    if (slot >= 0) unregister_file(slot);
     sqe = next_sqe();
     io_uring_prep_close(sqe, fd);
     sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
@@ -413,11 +412,11 @@ class UringBackend final : public Backend {
     if (o.fixed_buffers) fixed_ = std::make_unique<RegisteredBuffers>(ring_, o.fixed);
     else fixed_ = std::make_unique<FixedBuffers>(o.fixed, "not registered (switched off)");
     features_.send_zc = o.send_zc && opcode_supported(IORING_OP_SEND_ZC);
-    features_.send_zc_report = features_.send_zc && flag_known([](io_uring_sqe* sqe) {
-      io_uring_prep_send_zc(sqe, -1, nullptr, 0, 0, IORING_SEND_ZC_REPORT_USAGE);
+    features_.send_zc_report = features_.send_zc && flag_known([fd = wake_fd_](io_uring_sqe* sqe) {
+      io_uring_prep_send_zc(sqe, fd, nullptr, 0, 0, IORING_SEND_ZC_REPORT_USAGE);
     });
-    features_.multishot_accept = o.multishot_accept && flag_known([](io_uring_sqe* sqe) {
-      io_uring_prep_multishot_accept(sqe, -1, nullptr, nullptr, 0);
+    features_.multishot_accept = o.multishot_accept && flag_known([fd = wake_fd_](io_uring_sqe* sqe) {
+      io_uring_prep_multishot_accept(sqe, fd, nullptr, nullptr, 0);
     });
     features_.send_zc_threshold = o.send_zc_threshold;
     if (!o.fixed_files) {
@@ -433,8 +432,9 @@ class UringBackend final : public Backend {
   }
 
   // Flags without an opcode of their own (send_zc usage reports, 6.2; multishot accept, 5.19) are probed
-  // on no descriptor: a kernel that knows the flag fails with EBADF, one that does not with EINVAL.
-  // Runs before anything else is queued.
+  // on the wake-up eventfd, which is no socket: a kernel that knows the flag fails with ENOTSOCK, one that
+  // does not with EINVAL. (A descriptor that exists: kernels before 5.18 look the file up before they
+  // check flags, so -1 would give EBADF either way.) Runs before anything else is queued.
   template <class Prepare>
   bool flag_known(Prepare prepare) {
     io_uring_sqe* sqe = next_sqe();

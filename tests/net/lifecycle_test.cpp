@@ -362,6 +362,62 @@ TEST(Lifecycle, AFailingListenerIsBackedOffAndReportedOnce) {
   EXPECT_EQ(count, 1u) << logged;
 }
 
+// Closes are queued with the next submission: the runtime's shutdown must still submit those of the
+// tasks it destroys, or their sockets stay open (no FIN for the peer, a port kept bound).
+task<void> hold_forever(TcpStream conn) {
+  co_await sleep_for(1h);
+  (void)conn;
+}
+
+TEST(Lifecycle, ShutdownClosesTheSocketsOfTheTasksItDestroys) {
+  auto l = TcpListener::bind(Address::loopback_v4(0));
+  ASSERT_TRUE(l);
+  std::vector<int> peers;
+  {
+    Runtime rt({.reactors = 1});
+    peers = rt.run([&]() -> task<std::vector<int>> {
+      std::vector<int> fds;
+      for (int i = 0; i < 3; ++i) {
+        auto pair = co_await testing::connected(*l);
+        fds.push_back(::dup(pair.client.fd()));  // the peer's end, kept past the runtime
+        spawn(hold_forever(std::move(pair.server)));
+      }
+      co_return fds;
+    }());
+  }  // the runtime stops: hold_forever's frames (and their streams) are destroyed
+  for (int fd : peers) {
+    timeval tv{2, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char c;
+    EXPECT_EQ(::recv(fd, &c, 1, 0), 0) << "the server side was never closed";
+    ::close(fd);
+  }
+}
+
+TEST(Lifecycle, ClosingTheListenerEndsServeEvenWhileItBacksOff) {
+  Runtime rt({.reactors = 1});
+  auto l = TcpListener::bind(Address::loopback_v4(0));
+  ASSERT_TRUE(l);
+  ServerCounters counters;
+  ConnectionLimiter limiter(16);
+  auto handler = [](TcpStream) -> task<void> { co_return; };
+  ::testing::internal::CaptureStderr();
+  auto [ended, took] = rt.run([&]() -> task<std::pair<bool, long long>> {
+    ::shutdown(l->fd(), SHUT_RDWR);  // accepts fail: serve() is in its backoff sleeps
+    auto closer = [&]() -> task<void> {
+      co_await sleep_for(100ms);
+      l->close();
+    };
+    spawn(closer());
+    const auto t0 = Clock::now();
+    bool finished = co_await with_timeout(5s, serve(*l, handler, limiter, counters));
+    co_return std::pair{finished, std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count()};
+  }());
+  (void)::testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(ended);   // ECANCELED "(listener closed)" ends it, not EBADF backoff forever
+  EXPECT_LT(took, 1500);  // within one backoff step of the close
+}
+
 TEST(Lifecycle, MultishotAcceptIsProbedAndSwitchable) {
   auto l = TcpListener::bind(Address::loopback_v4(0));
   ASSERT_TRUE(l);

@@ -142,6 +142,26 @@ TEST(Operation, ReadLeavesABlockingPipeBlockingAndNeverBlocksTheReactor) {
   EXPECT_EQ(::fcntl(p.reader(), F_GETFL) & O_NONBLOCK, 0);
 }
 
+// A regular file whose pages are not cached: epoll cannot wait for it, so the readiness path reads it.
+TEST(Operation, ReadOfAnUncachedRegularFile) {
+  char path[] = "/tmp/corio-read-XXXXXX";
+  int fd = ::mkstemp(path);
+  ASSERT_GE(fd, 0);
+  ::unlink(path);
+  std::string data(64 * 1024, 'f');
+  ASSERT_EQ(::write(fd, data.data(), data.size()), static_cast<ssize_t>(data.size()));
+  ::fsync(fd);
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);  // drop the pages: a RWF_NOWAIT read says EAGAIN
+  ::lseek(fd, 0, SEEK_SET);
+  Runtime rt({.reactors = 1});
+  int n = rt.run([&]() -> task<int> {
+    char buf[4096];
+    co_return co_await testing::read(fd, buf, sizeof buf).timeout(2s);
+  }());
+  ::close(fd);
+  EXPECT_EQ(n, 4096);
+}
+
 TEST(Backend, TakesTheBestSetupFlagsTheKernelAccepts) {
   Runtime rt({.reactors = 1, .backend = {.kind = kUring}});
   std::string chosen = rt.run([]() -> task<std::string> { co_return Reactor::current()->backend().describe(); }());
