@@ -81,7 +81,8 @@ bool RecvStream::wait(std::coroutine_handle<> waiter, const std::stop_token* tok
 }
 
 void RecvStream::arm() {
-  if (!stream_->is_open()) {  // closed while it waited for buffers or re-armed: it ends, as close() says
+  // Closed (close() cancelled the receive, or it waited for buffers): the stream ends, as close() says.
+  if (!stream_->is_open()) {
     end_res_ = -ECANCELED;
     wake();
     return;
@@ -104,11 +105,6 @@ void RecvStream::complete(int res, std::uint32_t flags) noexcept {
     armed_ = false;
     settled();
   }
-  if (res == -ECANCELED && !stream_->is_open()) {  // close() ended the receive: so does the stream
-    end_res_ = res;
-    wake();
-    return;
-  }
   if (res == -ECANCELED || res == -ENOBUFS || (res == -EINVAL && multishot_)) {
     if (res == -ENOBUFS && !pool_->grow()) {  // the ring is at its size: wait for buffers to come back
       waiting_buffers_ = true;
@@ -116,7 +112,8 @@ void RecvStream::complete(int res, std::uint32_t flags) noexcept {
       return;
     }
     if (res == -EINVAL) multishot_ = false;  // this kernel has no multishot receive
-    // ECANCELED: our own cancel, to pause a stream with kMaxQueued unread, or a stop (fire() reports it).
+    // ECANCELED: our own cancel, to pause a stream with kMaxQueued unread, a stop (fire() reports it), or
+    // close() (arm() ends the stream).
     if (waiter_ && !armed_ && !cancelled_) arm();
     return;
   }

@@ -62,8 +62,9 @@ void SendImpl::prepare(io_uring_sqe& sqe) noexcept {
   const int fd = stream->fd();
   std::span<const char> rest = buf.subspan(done);
   // A zero-copy send ends only with the kernel's notification, which comes once the peer has taken the
-  // bytes: a write that a deadline, a stop or close() may have to end sooner copies instead.
-  mode.zero_copy = mode.zero_copy && !can_end_early();
+  // bytes: a write that a deadline, a stop or close() may have to end sooner copies instead, and so does
+  // every round after the kernel reported copying on this connection.
+  mode.zero_copy = mode.zero_copy && !can_end_early() && !stream->zero_copy_disabled();
   if (mode.zero_copy) {
     io_uring_prep_send_zc(&sqe, fd, rest.data(), rest.size(), MSG_NOSIGNAL, mode.report_usage ? IORING_SEND_ZC_REPORT_USAGE : 0);
     if (mode.fixed_index >= 0) {
@@ -95,7 +96,6 @@ void SendImpl::complete(int res, std::uint32_t flags) noexcept {
       if (cancel_requested() || !stream->is_open()) {
         res = -ECANCELED;
       } else {
-        mode.zero_copy = mode.zero_copy && !stream->zero_copy_disabled();
         submit_on_current_reactor();
         return;
       }

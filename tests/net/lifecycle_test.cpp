@@ -172,6 +172,46 @@ TEST(Lifecycle, CloseWakesAPendingReadWriteAndAcceptAndThePeerSeesTheEnd) {
   EXPECT_EQ(s.write_peer_got, s.write_transferred);
 }
 
+// A frame destroyed with its write_all in the kernel (the peer never reads): the send lent the frame's
+// buffer, so the abandon waits for the kernel to let go, and the peer gets an in-order prefix, no more.
+TEST(Lifecycle, DestroyingAFrameWithAWriteInFlightEndsItAndThePeerGetsAPrefix) {
+  Runtime rt({.reactors = 1});
+  struct Seen {
+    std::size_t in_flight = 99, got = 0;
+    bool in_order = true;
+  };
+  Seen s = rt.run([]() -> task<Seen> {
+    auto l = TcpListener::bind(Address::loopback_v4(0));
+    auto pair = co_await testing::connected(*l);
+    (void)set_send_buffer(pair.client.fd(), 64 * 1024);
+    auto writer = [&]() -> task<void> {
+      std::vector<char> big(8 << 20);
+      for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i % 251);
+      (void)co_await pair.client.write_all(big, Clock::now() + 10s);  // a deadline: a plain (copying) send
+    };
+    auto t = writer();
+    auto h = t.release();
+    h.resume();                  // runs until the socket buffer is full
+    co_await sleep_for(20ms);    // the send waits in the kernel for room
+    h.destroy();                 // abandoned: its buffer dies with the frame
+    co_await nop();
+    Seen out;
+    out.in_flight = Reactor::current()->backend().in_flight();
+    pair.client.close();
+    std::vector<char> buf(64 * 1024);
+    for (;;) {
+      auto n = co_await pair.server.read_some(buf).timeout(2s);
+      if (!n || *n == 0) break;
+      for (std::size_t i = 0; i < *n; ++i) out.in_order = out.in_order && buf[i] == static_cast<char>(out.got++ % 251);
+    }
+    co_return out;
+  }());
+  EXPECT_EQ(s.in_flight, 0u);
+  EXPECT_GT(s.got, 0u);
+  EXPECT_LT(s.got, 8u << 20);
+  EXPECT_TRUE(s.in_order);
+}
+
 TEST(Lifecycle, AReusedDescriptorNumberNeverReachesTheOldWaiter) {
   Runtime rt({.reactors = 1});
   struct Seen {
@@ -339,27 +379,43 @@ TEST(Lifecycle, CompletionsReapedWhileAbandoningStayInRingOrder) {
   EXPECT_TRUE(in_order);
 }
 
-TEST(Lifecycle, AFailingListenerIsBackedOffAndReportedOnce) {
-  Runtime rt({.reactors = 1});
-  auto l = TcpListener::bind(Address::loopback_v4(0));
-  ASSERT_TRUE(l);
+// A listener whose accepts all fail (EINVAL after shutdown()), served until `body` is done with it.
+struct FailingListener {
+  Runtime rt{{.reactors = 1}};
+  Result<TcpListener> l = TcpListener::bind(Address::loopback_v4(0));
   ServerCounters counters;
-  ConnectionLimiter limiter(16);
-  auto handler = [](TcpStream) -> task<void> { co_return; };
+  ConnectionLimiter limiter{16};
+  static task<void> handle(TcpStream) { co_return; }
+  decltype(&handle) handler = &handle;
+  // Runs with_timeout(limit, serve(...)) after shutting the listener down, with `during` beside it;
+  // returns whether serve() ended by itself, and after how long.
+  template <class During>
+  std::pair<bool, long long> serve_for(Clock::duration limit, During during) {
+    return rt.run([&]() -> task<std::pair<bool, long long>> {
+      ::shutdown(l->fd(), SHUT_RDWR);
+      spawn(during());
+      const auto t0 = Clock::now();
+      bool finished = co_await with_timeout(limit, serve(*l, handler, limiter, counters));
+      co_return std::pair{finished, std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count()};
+    }());
+  }
+};
+
+TEST(Lifecycle, AFailingListenerIsBackedOffAndReportedOnce) {
+  FailingListener f;
+  ASSERT_TRUE(f.l);
   ::testing::internal::CaptureStderr();
-  bool finished = rt.run([&]() -> task<bool> {
-    ::shutdown(l->fd(), SHUT_RDWR);  // every accept now fails with EINVAL
-    co_return co_await with_timeout(300ms, serve(*l, handler, limiter, counters));
-  }());
+  auto [finished, took] = f.serve_for(300ms, []() -> task<void> { co_return; });
   const std::string logged = ::testing::internal::GetCapturedStderr();
   EXPECT_FALSE(finished);  // it kept trying until stopped
-  const auto errors = counters.accept_errors.load();
+  const auto errors = f.counters.accept_errors.load();
   EXPECT_GE(errors, 3u);
   EXPECT_LE(errors, 12u) << "backoff 1, 2, 4 ... ms: about 9 in 300 ms, never a busy loop";
-  const std::string line = "accept on " + l->local_address().to_string() + ": Invalid argument; backing off";
+  const std::string line = "accept on " + f.l->local_address().to_string() + ": Invalid argument; backing off";
   std::size_t count = 0;
   for (std::size_t at = logged.find(line); at != std::string::npos; at = logged.find(line, at + 1)) ++count;
   EXPECT_EQ(count, 1u) << logged;
+  std::printf("%llu accept errors in %lld ms\n", static_cast<unsigned long long>(errors), took);
 }
 
 // Closes are queued with the next submission: the runtime's shutdown must still submit those of the
@@ -395,26 +451,16 @@ TEST(Lifecycle, ShutdownClosesTheSocketsOfTheTasksItDestroys) {
 }
 
 TEST(Lifecycle, ClosingTheListenerEndsServeEvenWhileItBacksOff) {
-  Runtime rt({.reactors = 1});
-  auto l = TcpListener::bind(Address::loopback_v4(0));
-  ASSERT_TRUE(l);
-  ServerCounters counters;
-  ConnectionLimiter limiter(16);
-  auto handler = [](TcpStream) -> task<void> { co_return; };
+  FailingListener f;
+  ASSERT_TRUE(f.l);
   ::testing::internal::CaptureStderr();
-  auto [ended, took] = rt.run([&]() -> task<std::pair<bool, long long>> {
-    ::shutdown(l->fd(), SHUT_RDWR);  // accepts fail: serve() is in its backoff sleeps
-    auto closer = [&]() -> task<void> {
-      co_await sleep_for(100ms);
-      l->close();
-    };
-    spawn(closer());
-    const auto t0 = Clock::now();
-    bool finished = co_await with_timeout(5s, serve(*l, handler, limiter, counters));
-    co_return std::pair{finished, std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count()};
-  }());
+  auto closer = [&]() -> task<void> {  // serve() is in its backoff sleeps by then
+    co_await sleep_for(100ms);
+    f.l->close();
+  };
+  auto [ended, took] = f.serve_for(5s, closer);
   (void)::testing::internal::GetCapturedStderr();
-  EXPECT_TRUE(ended);   // ECANCELED "(listener closed)" ends it, not EBADF backoff forever
+  EXPECT_TRUE(ended);     // ECANCELED "(listener closed)" ends it, not EBADF backoff forever
   EXPECT_LT(took, 1500);  // within one backoff step of the close
 }
 
