@@ -470,6 +470,22 @@ task<void> next_into(RecvStream& rx, Clock::time_point deadline, Result<RecvBuff
 }
 
 // Reads until end of stream with read_some: random sizes, random short timeouts, stops and with_timeouts,
+
+// A read that failed: a timeout or a cancel is counted and reading goes on (true); anything else is a
+// problem and ends the reader.
+bool read_failure_goes_on(ReaderOutcome& o, const ReaderPlan& plan, const Error& e, const char* what) {
+  if (e.code == ETIMEDOUT) {
+    ++o.c.read_timeouts;
+    return true;
+  }
+  if (e.code == ECANCELED) {
+    ++o.c.read_cancels;
+    return true;
+  }
+  note(o.problems, plan.id, std::string(what) + " failed: " + e.message());
+  return false;
+}
+
 // all of which must lose nothing.
 task<void> read_with_read_some(TcpStream& conn, const ReaderPlan& plan, Rng& rng, Group& helpers, ReaderOutcome& o) {
   Pattern pattern(plan.id);
@@ -512,12 +528,7 @@ task<void> read_with_read_some(TcpStream& conn, const ReaderPlan& plan, Rng& rng
       }
       verify(o, pattern, plan.id, into.first(*r));
       progress = Clock::now();
-    } else if (r.error().code == ETIMEDOUT) {
-      ++o.c.read_timeouts;
-    } else if (r.error().code == ECANCELED) {
-      ++o.c.read_cancels;
-    } else {
-      note(o.problems, plan.id, "read_some failed: " + r.error().message());
+    } else if (!read_failure_goes_on(o, plan, r.error(), "read_some")) {
       co_return;
     }
     if (rng.chance(0.03)) co_await random_hop(rng, o.c, o.problems, plan.id);
@@ -562,12 +573,7 @@ task<void> read_with_recv_stream(TcpStream& conn, const ReaderPlan& plan, Rng& r
       verify(o, pattern, plan.id, r->bytes());
       progress = Clock::now();
       if (held.size() < 2 && rng.chance(0.2)) held.push_back(std::move(*r));
-    } else if (r.error().code == ETIMEDOUT) {
-      ++o.c.read_timeouts;
-    } else if (r.error().code == ECANCELED) {
-      ++o.c.read_cancels;
-    } else {
-      note(o.problems, plan.id, "RecvStream::next failed: " + r.error().message());
+    } else if (!read_failure_goes_on(o, plan, r.error(), "RecvStream::next")) {
       co_return;
     }
     if (rng.chance(0.03)) co_await random_hop(rng, o.c, o.problems, plan.id);
