@@ -469,8 +469,6 @@ task<void> next_into(RecvStream& rx, Clock::time_point deadline, Result<RecvBuff
   *out = std::move(r);
 }
 
-// Reads until end of stream with read_some: random sizes, random short timeouts, stops and with_timeouts,
-
 // A read that failed: a timeout or a cancel is counted and reading goes on (true); anything else is a
 // problem and ends the reader.
 bool read_failure_goes_on(ReaderOutcome& o, const ReaderPlan& plan, const Error& e, const char* what) {
@@ -486,6 +484,7 @@ bool read_failure_goes_on(ReaderOutcome& o, const ReaderPlan& plan, const Error&
   return false;
 }
 
+// Reads until end of stream with read_some: random sizes, random short timeouts, stops and with_timeouts,
 // all of which must lose nothing.
 task<void> read_with_read_some(TcpStream& conn, const ReaderPlan& plan, Rng& rng, Group& helpers, ReaderOutcome& o) {
   Pattern pattern(plan.id);
