@@ -1,0 +1,56 @@
+// Event: a flag that tasks on one reactor wait for. set() wakes every waiter (on a later loop turn);
+// waits after that return at once until reset().
+//   corio::Event ready;   ...   std::error_code ec = co_await ready.wait();   ...   ready.set();
+// A wait ends with ECANCELED when its task is stopped first (its token, with_timeout). Destroying the
+// event wakes its waiters with ECANCELED.
+#pragma once
+#include <coroutine>
+#include <system_error>
+
+#include "runtime/waiter.hpp"
+
+namespace corio {
+
+class Event {
+ public:
+  Event() = default;
+  explicit Event(bool set) noexcept : set_(set) {}
+  ~Event() { waiters_.wake_all(-ECANCELED); }
+  Event(const Event&) = delete;
+  Event& operator=(const Event&) = delete;
+
+  void set() noexcept {
+    set_ = true;
+    waiters_.wake_all(0);
+  }
+  void reset() noexcept { set_ = false; }
+  bool is_set() const noexcept { return set_; }
+
+  class [[nodiscard]] Wait final : private detail::Waiter {
+   public:
+    explicit Wait(Event& e) noexcept : event_(e) {}
+    ~Wait() {
+      if (engaged()) withdraw();
+    }
+    bool await_ready() const noexcept { return event_.set_; }
+    template <class P>
+    bool await_suspend(std::coroutine_handle<P> h) {
+      const std::stop_token* token = detail::stop_token_of(h);
+      if (stopped_before_parking(token)) return false;
+      park(event_.waiters_, h);
+      watch_stop(token);
+      return true;
+    }
+    std::error_code await_resume() const noexcept { return {-result(), std::generic_category()}; }
+
+   private:
+    Event& event_;
+  };
+  Wait wait() noexcept { return Wait(*this); }
+
+ private:
+  detail::WaitList waiters_;
+  bool set_ = false;
+};
+
+}  // namespace corio

@@ -1,0 +1,121 @@
+// Waiter and WaitList: what Event, Semaphore, Mutex and Channel park a coroutine on. A woken waiter
+// resumes on its own reactor on a later loop turn, never inside the call that woke it, so waking is safe
+// whatever the woken task does next. A stop of the waiter's task (its ambient token, with_timeout) takes it
+// off the list and resumes it with -ECANCELED. A list shared across reactors (SharedChannel) is guarded
+// by a mutex the waiter is given; a wake from another reactor travels to the waiter's as a message.
+#pragma once
+#include <cerrno>
+#include <coroutine>
+#include <mutex>
+#include <stop_token>
+#include <type_traits>
+
+#include "runtime/cancel_hook.hpp"
+#include "runtime/task.hpp"
+#include "runtime/timer_queue.hpp"
+
+namespace corio {
+class Reactor;
+}
+
+namespace corio::detail {
+
+class WaitList;
+
+// Locks `m` unless it is null (a list used on one reactor only).
+class MaybeLock {
+ public:
+  explicit MaybeLock(std::mutex* m) noexcept : m_(m) {
+    if (m_ != nullptr) m_->lock();
+  }
+  ~MaybeLock() {
+    if (m_ != nullptr) m_->unlock();
+  }
+  MaybeLock(const MaybeLock&) = delete;
+  MaybeLock& operator=(const MaybeLock&) = delete;
+
+ private:
+  std::mutex* m_;
+};
+
+template <class P>
+const std::stop_token* stop_token_of(std::coroutine_handle<P> h) noexcept {
+  if constexpr (std::is_base_of_v<PromiseBase, P>) return &h.promise().stop_token;
+  else return nullptr;
+}
+
+class Waiter : private CancelHook, private TimerEntry {
+ public:
+  Waiter(const Waiter&) = delete;
+  Waiter& operator=(const Waiter&) = delete;
+  // 0 when woken normally, -ECANCELED when stopped, or what the waker passed (-EPIPE: closed).
+  int result() const noexcept { return result_; }
+
+ protected:
+  // `lock` guards the list this waiter parks on; nullptr when the list stays on one reactor.
+  explicit Waiter(std::mutex* lock = nullptr) noexcept : lock_(lock) {}
+  // A derived awaiter's destructor calls withdraw() first (under the lock): the base cannot.
+  ~Waiter() { detach(); }
+
+  std::mutex* lock() const noexcept { return lock_; }
+  // await_suspend, under the lock: false (result -ECANCELED) if the task is stopped already.
+  bool stopped_before_parking(const std::stop_token* token) noexcept {
+    if (token == nullptr || !token->stop_requested()) return false;
+    result_ = -ECANCELED;
+    return true;
+  }
+  // await_suspend: ends the await without parking, with `result`.
+  void complete(int result) noexcept { result_ = result; }
+  // await_suspend, under the lock: parks on `list`. Then, after unlocking, watch_stop().
+  void park(WaitList& list, std::coroutine_handle<> h) noexcept;
+  void watch_stop(const std::stop_token* token);
+  // Whether the waiter may still be on a list or owed a resume: only then must the destructor lock.
+  bool engaged() const noexcept { return engaged_; }
+  // Destructor, under the lock: leaves the list, or cancels a wake still on its way. True when a wake
+  // was on its way: whatever it brought (a permit, a value) is the caller's to give back.
+  bool withdraw() noexcept;
+
+ private:
+  friend class WaitList;
+  struct WakeMessage;
+  void wake(int result) noexcept;  // under the lock, from WaitList
+  void resume_now() noexcept;
+  void cancel_on_home() noexcept override;
+  void resume_after_cancel() noexcept override;
+  void fire() noexcept override { resume_now(); }
+
+  std::mutex* lock_;
+  WaitList* list_ = nullptr;
+  Waiter* prev_ = nullptr;
+  Waiter* next_ = nullptr;
+  std::coroutine_handle<> handle_;
+  Reactor* home_ = nullptr;
+  WakeMessage* message_ = nullptr;  // a wake from another reactor, in flight
+  int result_ = 0;
+  bool pending_ = false;            // woken or stopped, not yet resumed
+  bool engaged_ = false;            // parked at some point and not yet resumed (home thread only)
+};
+
+// A FIFO of parked waiters. Every call is made under the waiters' lock.
+class WaitList {
+ public:
+  WaitList() = default;
+  WaitList(const WaitList&) = delete;
+  WaitList& operator=(const WaitList&) = delete;
+  bool empty() const noexcept { return head_ == nullptr; }
+  Waiter* front() const noexcept { return head_; }
+  // Takes the first waiter off and resumes it (on its reactor, later) with `result`.
+  void wake_front(int result) noexcept;
+  void wake_all(int result) noexcept {
+    while (!empty()) wake_front(result);
+  }
+
+ private:
+  friend class Waiter;
+  void push_back(Waiter& w) noexcept;
+  void remove(Waiter& w) noexcept;
+  Waiter* head_ = nullptr;
+  Waiter* tail_ = nullptr;
+};
+
+}  // namespace corio::detail
