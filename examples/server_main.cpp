@@ -17,6 +17,7 @@
 #include "net/server.hpp"
 #include "runtime/read.hpp"
 #include "runtime/runtime.hpp"
+#include "runtime/task_scope.hpp"
 
 namespace corio::examples {
 
@@ -66,6 +67,13 @@ task<int> next_signal(int sigfd) {
   co_return n == sizeof info ? static_cast<int>(info.ssi_signo) : -1;
 }
 
+task<void> serve_on(unsigned reactor, const net::TcpListener& listener, Handler& handler,
+                    net::ConnectionLimiter& limiter, net::ServerCounters& counters) {
+  co_await submit_to(reactor, net::serve(listener, handler, limiter, counters));
+}
+
+task<void> join(TaskScope& scope) { co_await scope.join(); }
+
 }  // namespace
 
 int run_server(int argc, char** argv, const char* name, bool with_frames,
@@ -112,17 +120,14 @@ int run_server(int argc, char** argv, const char* name, bool with_frames,
     std::fflush(stdout);
 
     int signo = rt.run([&]() -> task<int> {
-      std::stop_source stop_accepting;
-      for (unsigned i = 0; i < rt.size(); ++i) {
-        co_await submit_to(i, [&, i] {
-          spawn(with_stop_token(stop_accepting.get_token(), net::serve(*listeners[i], handler, limiter, counters)));
-        });
-      }
+      // One serve() per reactor, all children of this scope: stopping it reaches every connection.
+      TaskScope servers;
+      for (unsigned i = 0; i < rt.size(); ++i) servers.spawn(serve_on(i, *listeners[i], handler, limiter, counters));
       int sig = co_await next_signal(sigfd);
-      stop_accepting.request_stop();
-      // Drain: connections in progress may finish, for at most the drain timeout.
-      auto until = Clock::now() + flags->drain_timeout;
-      while (limiter.active() > 0 && Clock::now() < until) co_await sleep_for(std::chrono::milliseconds(10));
+      // Drain: stop accepting, let the connections in progress finish for at most the drain timeout,
+      // then stop the rest; every serve() returns once its connections are gone.
+      for (unsigned i = 0; i < rt.size(); ++i) co_await submit_to(i, [&, i] { listeners[i]->close(); });
+      co_await with_timeout(flags->drain_timeout, join(servers));
       co_return sig;
     }());
     std::fprintf(stderr, "%s: %s: stopped; accepted %llu, shed %llu, open at exit %u, out of descriptors %llu\n",

@@ -1,11 +1,14 @@
 // serve(): the accept loop of a TCP server on the current reactor, on a multishot accept (AcceptStream)
-// where the kernel has it. Each accepted connection gets a slot
-// from the limiter (or is closed at once: load shedding) and runs `handler(TcpStream)` detached. Accept
-// errors do not stop the server: running out of descriptors (EMFILE/ENFILE) backs off briefly while the
-// connections it has go on; any other error backs off from 1 ms, doubling to 1 s while it persists, and is
-// reported once per streak with its errno text, never a busy loop. The loop ends when its task is stopped
-// (its ambient stop token) or the listener is closed, which is how a server stops accepting while its
-// connections finish.
+// where the kernel has it. Each accepted connection gets a slot from the limiter (or is closed at once:
+// load shedding) and runs `handler(TcpStream)` as a child of serve()'s own TaskScope: an exception it
+// throws is reported on stderr and touches no other connection. Accept errors do not stop the server:
+// running out of descriptors (EMFILE/ENFILE) backs off briefly while the connections it has go on; any
+// other error backs off from 1 ms, doubling to 1 s while it persists, and is reported once per streak with
+// its errno text, never a busy loop.
+// Two ways to end it, as Go's Shutdown and Close: close the listener (TcpListener::close(), on this
+// reactor) and serve() stops accepting and returns once its connections have finished; stop its task
+// (its ambient stop token, with_timeout) and every connection is stopped too. Either way no connection
+// outlives serve().
 #pragma once
 #include <algorithm>
 #include <atomic>
@@ -16,6 +19,7 @@
 #include "net/connection_limiter.hpp"
 #include "net/tcp_listener.hpp"
 #include "runtime/reactor.hpp"
+#include "runtime/task_scope.hpp"
 #include "runtime/time.hpp"
 
 namespace corio::net {
@@ -27,13 +31,16 @@ struct ServerCounters {
 };
 
 namespace detail {
-template <class Handler>
-task<void> run_connection(Handler& handler, TcpStream conn, ConnectionLimiter::Permit permit) {
-  // Two statements: the argument's temporary ends with the first, instead of living in this frame (every
-  // byte here is paid per idle connection).
-  auto served = handler(std::move(conn));
-  co_await std::move(served);
-  (void)permit;  // released when this frame ends
+// One connection, as a child of serve()'s scope: the handler's task (the stream already in its frame) and
+// the permit, released when this frame ends.
+template <class Served>
+corio::detail::ChildTask run_connection(Served served, ConnectionLimiter::Permit permit) {
+  try {
+    co_await std::move(served);
+  } catch (...) {
+    corio::detail::report_escaped(std::current_exception(), "connection handler");
+  }
+  (void)permit;
 }
 }  // namespace detail
 
@@ -41,13 +48,14 @@ task<void> run_connection(Handler& handler, TcpStream conn, ConnectionLimiter::P
 template <class Handler>
 task<void> serve(const TcpListener& listener, Handler& handler, ConnectionLimiter& limiter, ServerCounters& counters) {
   using std::chrono::milliseconds;
+  TaskScope connections;
   AcceptStream accepts(listener);
   milliseconds backoff{0};  // while other accept errors persist
   for (;;) {
     auto conn = co_await accepts.next();
     if (!conn) {
       const int code = conn.error().code;
-      if (code == ECANCELED) co_return;  // stopped, or the listener closed
+      if (code == ECANCELED) break;  // stopped, or the listener closed
       if (code == EMFILE || code == ENFILE) {
         counters.out_of_descriptors.fetch_add(1, std::memory_order_relaxed);
         co_await sleep_for(milliseconds(10));  // let connections close
@@ -65,8 +73,10 @@ task<void> serve(const TcpListener& listener, Handler& handler, ConnectionLimite
     counters.accepted.fetch_add(1, std::memory_order_relaxed);
     auto permit = limiter.try_acquire();
     if (!permit) continue;  // shed: the stream closes here
-    spawn(detail::run_connection(handler, std::move(*conn), std::move(*permit)));
+    connections.adopt(detail::run_connection(handler(std::move(*conn)), std::move(*permit)));
   }
+  // A stop (now or later) reaches the connections through the join; a closed listener lets them finish.
+  co_await connections.join();
 }
 
 }  // namespace corio::net

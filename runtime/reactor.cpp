@@ -35,18 +35,20 @@ void Reactor::unlink(detail::PromiseBase& p) noexcept {
   --detached_count_;
 }
 
-void detail::finish_detached(PromiseBase& p) noexcept {
-  Reactor* r = Reactor::current();
-  if (p.exception) {
-    try {
-      std::rethrow_exception(p.exception);
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "corio: reactor %u: detached task ended with exception: %s\n", r->id(), e.what());
-    } catch (...) {
-      std::fprintf(stderr, "corio: reactor %u: detached task ended with a non-std exception\n", r->id());
-    }
+void detail::report_escaped(const std::exception_ptr& e, const char* what) noexcept {
+  const unsigned id = Reactor::current() != nullptr ? Reactor::current()->id() : ~0u;
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    std::fprintf(stderr, "corio: reactor %u: %s ended with exception: %s\n", id, what, ex.what());
+  } catch (...) {
+    std::fprintf(stderr, "corio: reactor %u: %s ended with a non-std exception\n", id, what);
   }
-  r->unlink(p);
+}
+
+void detail::finish_detached(PromiseBase& p) noexcept {
+  if (p.exception) report_escaped(p.exception, "detached task");
+  Reactor::current()->unlink(p);
   p.self.destroy();
 }
 

@@ -38,6 +38,8 @@ struct PromiseBase {
 
 // Ends a detached task: reports an escaped exception, unlinks it from its reactor and frees the frame.
 void finish_detached(PromiseBase& promise) noexcept;
+// Reports on stderr an exception that escaped `what` ("detached task"), naming the reactor.
+void report_escaped(const std::exception_ptr& e, const char* what) noexcept;
 
 struct FinalAwaiter {
   bool await_ready() const noexcept { return false; }
