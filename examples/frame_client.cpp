@@ -10,7 +10,7 @@
 #include "examples/flags.hpp"
 #include "net/framing.hpp"
 #include "runtime/runtime.hpp"
-#include "runtime/time.hpp"
+#include "runtime/when_all.hpp"
 
 using namespace corio;
 using namespace corio::net;
@@ -94,13 +94,9 @@ int main(int argc, char** argv) {
   unsigned long errors = 0, verified = 0;
   auto t0 = Clock::now();
   rt.run([&]() -> task<void> {
-    unsigned long running = f.conns;
-    auto one = [&](unsigned id) -> task<void> {
-      verified += co_await run_connection(*to, f, id, errors);
-      --running;
-    };
-    for (unsigned id = 0; id < f.conns; ++id) spawn(one(id));
-    while (running > 0) co_await sleep_for(std::chrono::milliseconds(1));
+    std::vector<task<unsigned long>> conns;
+    for (unsigned id = 0; id < f.conns; ++id) conns.push_back(run_connection(*to, f, id, errors));
+    for (unsigned long n : co_await when_all(std::move(conns))) verified += n;
   }());
   double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
   std::printf("frame-client: %lu of %lu frames of %lu bytes verified over %lu connections in %.1f ms, %lu errors\n",

@@ -77,7 +77,8 @@ task<void> join(TaskScope& scope) { co_await scope.join(); }
 }  // namespace
 
 int run_server(int argc, char** argv, const char* name, bool with_frames,
-               const std::function<Handler(const ServerFlags&)>& make_handler, const std::vector<std::string>& extra) {
+               const std::function<Handler(const ServerFlags&)>& make_handler, const std::vector<std::string>& extra,
+               const ServerHooks& hooks) {
   auto flags = parse_flags(argc, argv, name, with_frames, extra);
   if (!flags) return 2;
   auto addr = net::Address::parse(flags->listen);
@@ -120,6 +121,7 @@ int run_server(int argc, char** argv, const char* name, bool with_frames,
     std::fflush(stdout);
 
     int signo = rt.run([&]() -> task<int> {
+      if (hooks.start) co_await hooks.start();
       // One serve() per reactor, all children of this scope: stopping it reaches every connection.
       TaskScope servers;
       for (unsigned i = 0; i < rt.size(); ++i) servers.spawn(serve_on(i, *listeners[i], handler, limiter, counters));
@@ -128,6 +130,7 @@ int run_server(int argc, char** argv, const char* name, bool with_frames,
       // then stop the rest; every serve() returns once its connections are gone.
       for (unsigned i = 0; i < rt.size(); ++i) co_await submit_to(i, [&, i] { listeners[i]->close(); });
       co_await with_timeout(flags->drain_timeout, join(servers));
+      if (hooks.stop) co_await hooks.stop();
       co_return sig;
     }());
     std::fprintf(stderr, "%s: %s: stopped; accepted %llu, shed %llu, open at exit %u, out of descriptors %llu\n",

@@ -28,12 +28,19 @@ struct ServerFlags {
 
 using Handler = std::function<task<void>(net::TcpStream)>;
 
+// What an example runs in the runtime around its connections: `start` before the first accept (to build
+// sharded state), `stop` once the last connection has ended.
+struct ServerHooks {
+  std::function<task<void>()> start;
+  std::function<task<void>()> stop;
+};
+
 // Parses the flags (`--max-frame` only when `with_frames`; `extra` names an example's own flags, which
 // land in ServerFlags::extra), starts the server, prints "listening on HOST:PORT", serves until
 // SIGINT/SIGTERM, drains, prints its counters to stderr. make_handler may throw to refuse its flags (the
 // message is printed, exit 1). Returns the process exit code.
 int run_server(int argc, char** argv, const char* name, bool with_frames,
                const std::function<Handler(const ServerFlags&)>& make_handler,
-               const std::vector<std::string>& extra = {});
+               const std::vector<std::string>& extra = {}, const ServerHooks& hooks = {});
 
 }  // namespace corio::examples
