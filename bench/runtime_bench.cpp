@@ -6,19 +6,27 @@
 #include <liburing.h>
 
 #include <cstring>
+#include <vector>
 
+#include "runtime/channel.hpp"
 #include "runtime/nop.hpp"
 #include "runtime/runtime.hpp"
+#include "runtime/sharded.hpp"
+#include "runtime/task_scope.hpp"
 #include "runtime/time.hpp"
+#include "runtime/when_all.hpp"
 
 namespace {
 
 using corio::task;
 
-// Runs `body(state)` as a coroutine on reactor 0 of a one-reactor runtime pinned to CPU 0.
+// Runs `body(state)` as a coroutine on reactor 0 of a runtime of `reactors` reactors, reactor i pinned to
+// CPU i.
 template <class Body>
-void on_reactor(benchmark::State& state, Body body) {
-  corio::Runtime rt({.reactors = 1, .cpus = {0}});
+void on_reactor(benchmark::State& state, Body body, unsigned reactors = 1) {
+  std::vector<int> cpus;
+  for (unsigned i = 0; i < reactors; ++i) cpus.push_back(static_cast<int>(i));
+  corio::Runtime rt({.reactors = reactors, .cpus = std::move(cpus)});
   rt.run(body(state));
 }
 
@@ -149,6 +157,94 @@ void TimerQueueArmDisarm(benchmark::State& state) {
   for (auto& p : pending) q.disarm(p);
 }
 BENCHMARK(TimerQueueArmDisarm)->Arg(0)->Arg(1000)->Arg(100'000);
+
+// when_all over `range(0)` tasks that end at once: the vector, a child frame per task and the join. Items
+// are tasks, so items/s gives the per-task cost.
+void WhenAllReady(benchmark::State& state) {
+  on_reactor(state, [](benchmark::State& s) -> task<void> {
+    const auto n = static_cast<std::size_t>(s.range(0));
+    long sum = 0;
+    for (auto _ : s) {
+      std::vector<task<int>> tasks;
+      tasks.reserve(n);
+      for (std::size_t i = 0; i < n; ++i) tasks.push_back(ready_value(1));
+      std::vector<int> values = co_await corio::when_all(std::move(tasks));
+      sum += values.back();
+    }
+    benchmark::DoNotOptimize(sum);
+    s.SetItemsProcessed(s.iterations() * s.range(0));
+  });
+}
+BENCHMARK(WhenAllReady)->Arg(1)->Arg(16)->Arg(256)->UseRealTime();
+
+// One item per iteration from a producer through a `Chan` of capacity `range(0)` to the benchmark loop on
+// reactor 0. The producer runs on `producer_reactor` (there through submit_to) and sends until the channel
+// is closed; the scope's join keeps it from outliving the channel it sends on.
+template <class Chan>
+task<void> pass_items(benchmark::State& s, unsigned producer_reactor) {
+  Chan ch(static_cast<std::size_t>(s.range(0)));
+  auto produce = [&]() -> task<void> {
+    for (int i = 0;; ++i) {
+      if (co_await ch.send(i)) co_return;  // EPIPE: closed
+    }
+  };
+  auto produce_there = [&]() -> task<void> { co_await corio::submit_to(producer_reactor, produce()); };
+  corio::TaskScope scope;
+  scope.spawn(producer_reactor == 0 ? produce() : produce_there());
+  long sum = 0;
+  for (auto _ : s) {
+    corio::Received<int> got = co_await ch.recv();
+    sum += *got;
+  }
+  ch.close();
+  co_await scope.join();
+  benchmark::DoNotOptimize(sum);
+}
+
+// Capacity 1: nearly every item parks and wakes a task; capacity 64: the producer runs ahead in batches.
+void ChannelPingPong(benchmark::State& state) {
+  on_reactor(state, [](benchmark::State& s) { return pass_items<corio::Channel<int>>(s, 0); });
+}
+BENCHMARK(ChannelPingPong)->Arg(1)->Arg(64)->UseRealTime();
+
+// The same on one reactor through the mutex variant: what its lock costs when nothing crosses reactors.
+void SharedChannelOneReactor(benchmark::State& state) {
+  on_reactor(state, [](benchmark::State& s) { return pass_items<corio::SharedChannel<int>>(s, 0); });
+}
+BENCHMARK(SharedChannelOneReactor)->Arg(1)->Arg(64)->UseRealTime();
+
+// Producer on reactor 1 (CPU 1), consumer on reactor 0 (CPU 0): wakes cross CPUs as messages.
+void SharedChannelAcrossReactors(benchmark::State& state) {
+  on_reactor(state, [](benchmark::State& s) { return pass_items<corio::SharedChannel<int>>(s, 1); }, 2);
+}
+BENCHMARK(SharedChannelAcrossReactors)->Arg(1)->Arg(64)->UseRealTime();
+
+struct Counter {
+  long n = 0;
+};
+
+// invoke_on(shard) from reactor 0 of a 2-reactor runtime: shard 0 is called inline, shard 1 by a hop to
+// reactor 1 and back.
+task<void> invoke_loop(benchmark::State& s, unsigned shard) {
+  corio::Sharded<Counter> counters;
+  co_await counters.start();
+  long last = 0;
+  for (auto _ : s) {  // NOLINT(clang-analyzer-deadcode.DeadStores): Google Benchmark's loop
+    last = co_await counters.invoke_on(shard, [](Counter& c) { return ++c.n; });
+  }
+  benchmark::DoNotOptimize(last);
+  co_await counters.stop();
+}
+
+void ShardedInvokeLocal(benchmark::State& state) {
+  on_reactor(state, [](benchmark::State& s) { return invoke_loop(s, 0); }, 2);
+}
+BENCHMARK(ShardedInvokeLocal)->UseRealTime();
+
+void ShardedInvokeRemote(benchmark::State& state) {
+  on_reactor(state, [](benchmark::State& s) { return invoke_loop(s, 1); }, 2);
+}
+BENCHMARK(ShardedInvokeRemote)->UseRealTime();
 
 }  // namespace
 
