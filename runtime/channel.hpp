@@ -7,9 +7,9 @@
 //   else if (got.error == std::errc::broken_pipe) /* closed and drained */;
 // send ends with EPIPE once the channel is closed (the value is not sent), recv with EPIPE once it is
 // closed and every item is taken; both end with ECANCELED when their task is stopped first (its token,
-// with_timeout). Items go out in the order they came in; each reaches exactly one receiver: an item handed
-// to a receiver destroyed before it resumed goes back to the front. The channel must outlive the tasks
-// that wait on it.
+// with_timeout), and with ETIMEDOUT at their deadline (recv(Clock::now() + 1s)). Items go out in the
+// order they came in; each reaches exactly one receiver: an item handed to a receiver destroyed before it
+// resumed goes back to the front. The channel must outlive the tasks that wait on it.
 #pragma once
 #include <cerrno>
 #include <coroutine>
@@ -77,7 +77,9 @@ class BasicChannel {
 
   class [[nodiscard]] Send final : private Waiter {
    public:
-    Send(BasicChannel& c, T value) : Waiter(c.lock()), channel_(c), value_(std::move(value)) {}
+    Send(BasicChannel& c, T value, Clock::time_point deadline) : Waiter(c.lock()), channel_(c), value_(std::move(value)) {
+      set_deadline(deadline);
+    }
     ~Send() {
       if (!engaged()) return;
       MaybeLock guard(lock());
@@ -93,7 +95,7 @@ class BasicChannel {
           complete(r);
           return false;
         }
-        if (stopped_before_parking(token)) return false;
+        if (ends_before_parking(token)) return false;
         park(channel_.senders_, h);
       }
       watch_stop(token);
@@ -109,7 +111,7 @@ class BasicChannel {
 
   class [[nodiscard]] Recv final : private Waiter {
    public:
-    explicit Recv(BasicChannel& c) noexcept : Waiter(c.lock()), channel_(c) {}
+    Recv(BasicChannel& c, Clock::time_point deadline) noexcept : Waiter(c.lock()), channel_(c) { set_deadline(deadline); }
     ~Recv() {
       if (!engaged()) return;
       MaybeLock guard(lock());
@@ -126,14 +128,15 @@ class BasicChannel {
           complete(-EPIPE);
           return false;
         }
-        if (stopped_before_parking(token)) return false;
+        if (ends_before_parking(token)) return false;
         park(channel_.receivers_, h);
       }
       watch_stop(token);
       return true;
     }
     Received<T> await_resume() noexcept(std::is_nothrow_move_constructible_v<T>) {
-      return {std::move(item_), std::error_code(item_ ? 0 : -result(), std::generic_category())};
+      std::error_code error(item_ ? 0 : -result(), std::generic_category());
+      return {std::move(item_), error};
     }
 
    private:
@@ -142,8 +145,11 @@ class BasicChannel {
     std::optional<T> item_;
   };
 
-  Send send(T value) { return Send(*this, std::move(value)); }
-  Recv recv() noexcept { return Recv(*this); }
+  // Both end with ETIMEDOUT if still waiting at `deadline`.
+  Send send(T value, Clock::time_point deadline = Clock::time_point::max()) {
+    return Send(*this, std::move(value), deadline);
+  }
+  Recv recv(Clock::time_point deadline = Clock::time_point::max()) noexcept { return Recv(*this, deadline); }
 
  private:
   static constexpr int kFull = 1;

@@ -1,8 +1,8 @@
 // Event: a flag that tasks on one reactor wait for. set() wakes every waiter (on a later loop turn);
 // waits after that return at once until reset().
 //   corio::Event ready;   ...   std::error_code ec = co_await ready.wait();   ...   ready.set();
-// A wait ends with ECANCELED when its task is stopped first (its token, with_timeout). Destroying the
-// event wakes its waiters with ECANCELED.
+// A wait ends with ECANCELED when its task is stopped first (its token, with_timeout), with ETIMEDOUT at
+// its deadline (wait(Clock::now() + 1s)). Destroying the event wakes its waiters with ECANCELED.
 #pragma once
 #include <coroutine>
 #include <system_error>
@@ -28,7 +28,7 @@ class Event {
 
   class [[nodiscard]] Wait final : private detail::Waiter {
    public:
-    explicit Wait(Event& e) noexcept : event_(e) {}
+    Wait(Event& e, Clock::time_point deadline) noexcept : event_(e) { set_deadline(deadline); }
     ~Wait() {
       if (engaged()) withdraw();
     }
@@ -36,7 +36,7 @@ class Event {
     template <class P>
     bool await_suspend(std::coroutine_handle<P> h) {
       const std::stop_token* token = detail::stop_token_of(h);
-      if (stopped_before_parking(token)) return false;
+      if (ends_before_parking(token)) return false;
       park(event_.waiters_, h);
       watch_stop(token);
       return true;
@@ -46,7 +46,8 @@ class Event {
    private:
     Event& event_;
   };
-  Wait wait() noexcept { return Wait(*this); }
+  // Ends with ETIMEDOUT if not set by `deadline`.
+  Wait wait(Clock::time_point deadline = Clock::time_point::max()) noexcept { return Wait(*this, deadline); }
 
  private:
   detail::WaitList waiters_;

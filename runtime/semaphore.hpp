@@ -3,7 +3,8 @@
 // never overtakes a waiter and the bound holds at every instant.
 //   corio::Semaphore slots(8);
 //   if (auto ec = co_await slots.acquire(); !ec) { co_await work(); slots.release(); }
-// acquire() ends with ECANCELED when its task is stopped first (its token, with_timeout): no permit then.
+// acquire() ends with ECANCELED when its task is stopped first (its token, with_timeout), or ETIMEDOUT at
+// its deadline (acquire(Clock::now() + 1s)): no permit then.
 // A permit handed to a waiter destroyed before it resumed goes back to the semaphore.
 #pragma once
 #include <coroutine>
@@ -34,7 +35,7 @@ class Semaphore {
 
   class [[nodiscard]] Acquire final : private detail::Waiter {
    public:
-    explicit Acquire(Semaphore& s) noexcept : sem_(s) {}
+    Acquire(Semaphore& s, Clock::time_point deadline) noexcept : sem_(s) { set_deadline(deadline); }
     ~Acquire() {
       if (engaged() && withdraw() && result() == 0) sem_.release();
     }
@@ -42,7 +43,7 @@ class Semaphore {
     template <class P>
     bool await_suspend(std::coroutine_handle<P> h) {
       const std::stop_token* token = detail::stop_token_of(h);
-      if (stopped_before_parking(token)) return false;
+      if (ends_before_parking(token)) return false;
       park(sem_.waiters_, h);
       watch_stop(token);
       return true;
@@ -52,7 +53,8 @@ class Semaphore {
    private:
     Semaphore& sem_;
   };
-  Acquire acquire() noexcept { return Acquire(*this); }
+  // Ends with ETIMEDOUT (no permit) if none came by `deadline`.
+  Acquire acquire(Clock::time_point deadline = Clock::time_point::max()) noexcept { return Acquire(*this, deadline); }
 
  private:
   detail::WaitList waiters_;

@@ -12,6 +12,7 @@ struct Waiter::WakeMessage final : Message {
   void run() noexcept override {
     if (Waiter* w = waiter) {
       w->message_ = nullptr;
+      if (w->armed()) w->home_->timers().disarm(*w);  // its deadline
       w->resume_now();
     }
     delete this;
@@ -48,6 +49,7 @@ void Waiter::park(WaitList& list, std::coroutine_handle<> h) noexcept {
   home_ = Reactor::current();
   engaged_ = true;
   list.push_back(*this);
+  if (deadline_ != Clock::time_point::max()) home_->timers().arm(*this, deadline_);
 }
 
 void Waiter::watch_stop(const std::stop_token* token) {
@@ -60,12 +62,27 @@ void Waiter::wake(int result) noexcept {
   result_ = result;
   pending_ = true;
   if (Reactor::current() == home_) {
+    if (armed()) home_->timers().disarm(*this);           // its deadline
     home_->timers().arm(*this, Clock::time_point::min());  // the next loop turn
-  } else {
+  } else {  // the deadline stays armed: only the home thread touches its timers
     // A wake cannot report failure: running out of memory here ends the process, as noexcept says.
     message_ = new WakeMessage(this);  // NOLINT(bugprone-unhandled-exception-at-new)
     home_->post(message_);
   }
+}
+
+void Waiter::fire() noexcept {
+  {
+    MaybeLock guard(lock_);
+    if (list_ != nullptr) {  // still parked: the deadline passed
+      list_->remove(*this);
+      result_ = -ETIMEDOUT;
+      pending_ = true;
+    } else if (message_ != nullptr) {
+      return;  // woken from another reactor: that message resumes it
+    }
+  }
+  resume_now();
 }
 
 void Waiter::resume_now() noexcept {

@@ -1,7 +1,8 @@
 // Waiter and WaitList: what Event, Semaphore, Mutex and Channel park a coroutine on. A woken waiter
 // resumes on its own reactor on a later loop turn, never inside the call that woke it, so waking is safe
 // whatever the woken task does next. A stop of the waiter's task (its ambient token, with_timeout) takes it
-// off the list and resumes it with -ECANCELED. A list shared across reactors (SharedChannel) is guarded
+// off the list and resumes it with -ECANCELED; a deadline of its own (the awaitable's .deadline(t) or
+// .timeout(d)) that passes first, with -ETIMEDOUT. A list shared across reactors (SharedChannel) is guarded
 // by a mutex the waiter is given; a wake from another reactor travels to the waiter's as a message.
 #pragma once
 #include <cerrno>
@@ -58,10 +59,13 @@ class Waiter : private CancelHook, private TimerEntry {
   ~Waiter() { detach(); }
 
   std::mutex* lock() const noexcept { return lock_; }
-  // await_suspend, under the lock: false (result -ECANCELED) if the task is stopped already.
-  bool stopped_before_parking(const std::stop_token* token) noexcept {
-    if (token == nullptr || !token->stop_requested()) return false;
-    result_ = -ECANCELED;
+  void set_deadline(Clock::time_point when) noexcept { deadline_ = when; }
+  // await_suspend, under the lock, when the wait cannot end at once: true (result -ECANCELED or
+  // -ETIMEDOUT) if the task is stopped already or the deadline has passed.
+  bool ends_before_parking(const std::stop_token* token) noexcept {
+    if (token != nullptr && token->stop_requested()) result_ = -ECANCELED;
+    else if (deadline_ != Clock::time_point::max() && deadline_ <= Clock::now()) result_ = -ETIMEDOUT;
+    else return false;
     return true;
   }
   // await_suspend: ends the await without parking, with `result`.
@@ -82,7 +86,7 @@ class Waiter : private CancelHook, private TimerEntry {
   void resume_now() noexcept;
   void cancel_on_home() noexcept override;
   void resume_after_cancel() noexcept override;
-  void fire() noexcept override { resume_now(); }
+  void fire() noexcept override;
 
   std::mutex* lock_;
   WaitList* list_ = nullptr;
@@ -91,6 +95,7 @@ class Waiter : private CancelHook, private TimerEntry {
   std::coroutine_handle<> handle_;
   Reactor* home_ = nullptr;
   WakeMessage* message_ = nullptr;  // a wake from another reactor, in flight
+  Clock::time_point deadline_ = Clock::time_point::max();
   int result_ = 0;
   bool pending_ = false;            // woken or stopped, not yet resumed
   bool engaged_ = false;            // parked at some point and not yet resumed (home thread only)

@@ -82,6 +82,19 @@ TEST(Event, StopFromAnotherReactorReachesTheWaiter) {
   EXPECT_EQ(ec, std::errc::operation_canceled);
 }
 
+TEST(Event, AWaitEndsWithETimedOutAtItsDeadline) {
+  Runtime rt({.reactors = 1});
+  rt.run([]() -> task<void> {
+    Event e;
+    auto t0 = Clock::now();
+    EXPECT_EQ(co_await e.wait(Clock::now() + 5ms), std::errc::timed_out);
+    EXPECT_GE(Clock::now() - t0, 5ms);
+    EXPECT_EQ(co_await e.wait(Clock::now() - 1s), std::errc::timed_out);  // passed already: at once
+    e.set();
+    EXPECT_FALSE(co_await e.wait(Clock::now() - 1s));  // set: the deadline does not matter
+  }());
+}
+
 TEST(Event, WaiterDestroyedWhileParkedOrWokenLeavesNoTrace) {
   Runtime rt({.reactors = 1});
   rt.run([]() -> task<void> {
@@ -165,6 +178,19 @@ TEST(Semaphore, StoppedOrDestroyedWaitersKeepNoPermit) {
     }  // ...destroyed before it resumed: the permit comes back
     EXPECT_EQ(sem.available(), 1u);
     EXPECT_EQ(done, 0);
+  }());
+}
+
+TEST(Semaphore, AnAcquireThatTimesOutTakesNoPermit) {
+  Runtime rt({.reactors = 1});
+  rt.run([]() -> task<void> {
+    Semaphore sem(1);
+    EXPECT_TRUE(sem.try_acquire());
+    EXPECT_EQ(co_await sem.acquire(Clock::now() + 2ms), std::errc::timed_out);
+    sem.release();
+    EXPECT_EQ(sem.available(), 1u);
+    EXPECT_FALSE(co_await sem.acquire(Clock::now() + 2ms));
+    EXPECT_EQ(sem.available(), 0u);
   }());
 }
 
