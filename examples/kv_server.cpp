@@ -9,6 +9,7 @@
 // "ERROR line too long" and the connection is closed; a malformed command gets an ERROR and the
 // connection goes on; --max-keys bounds the store. SIGINT/SIGTERM stops accepting, lets connections
 // finish (--drain-timeout), stops the rest, then destroys each shard on its reactor.
+#include <algorithm>
 #include <cstdio>
 #include <functional>
 #include <optional>
@@ -29,11 +30,13 @@ using corio::net::TcpStream;
 namespace {
 
 struct Shard {
-  explicit Shard(std::size_t max_keys_total)
-      : max_keys((max_keys_total + corio::Reactor::current()->runtime()->size() - 1) /
-                 corio::Reactor::current()->runtime()->size()) {}
+  explicit Shard(std::size_t max_keys_total) {
+    const std::size_t shards = corio::Reactor::current()->runtime()->size();
+    const std::size_t id = corio::Reactor::current()->id();
+    max_keys = max_keys_total / shards + (id < max_keys_total % shards ? 1 : 0);
+  }
   std::unordered_map<std::string, std::string> map;
-  std::size_t max_keys;  // this shard's part of --max-keys
+  std::size_t max_keys;  // this shard's share of --max-keys: the shares add up to it exactly
 };
 
 using Store = corio::Sharded<Shard>;
@@ -100,22 +103,23 @@ task<void> serve_client(TcpStream conn, Store& store, Clock::duration idle, std:
   corio::net::BufferedReader reader(conn);
   corio::net::BufferedWriter writer(conn);
   std::string line, reply;
+  auto idle_deadline = [idle] { return idle.count() > 0 ? Clock::now() + idle : Clock::time_point::max(); };
   for (;;) {
-    if (reader.buffered() == 0) {  // about to wait for the client: send the replies that are ready
+    // About to wait for the client with no whole command in hand: send the replies that are ready. The
+    // idle timeout covers a client that stops reading as well as one that stops sending.
+    if (std::ranges::find(reader.peek(), '\n') == reader.peek().end()) {
+      writer.set_deadline(idle_deadline());
       auto flushed = co_await writer.flush();
       if (!flushed) co_return;
     }
-    reader.set_deadline(idle.count() > 0 ? Clock::now() + idle : Clock::time_point::max());
+    reader.set_deadline(idle_deadline());
     line.clear();
     auto got = co_await reader.read_until('\n', line, max_line);
     if (!got) {
-      if (got.error().code == EMSGSIZE) {
-        auto told = co_await writer.write(std::string_view("ERROR line too long\n"));
-        if (told) (void)co_await writer.flush();
-      }
-      co_return;  // too long, idle, reset or stopped: close
+      if (got.error().code == EMSGSIZE) (void)co_await writer.write(std::string_view("ERROR line too long\n"));
+      break;  // too long, idle, reset or stopped: close
     }
-    if (!*got) co_return;  // the client closed
+    if (!*got) break;  // the client closed its side: the replies still go out
     std::string_view text(line);
     if (text.ends_with('\n')) text.remove_suffix(1);
     if (text.ends_with('\r')) text.remove_suffix(1);
@@ -124,6 +128,8 @@ task<void> serve_client(TcpStream conn, Store& store, Clock::duration idle, std:
     auto sent = co_await writer.write(reply);
     if (!sent) co_return;
   }
+  writer.set_deadline(idle_deadline());
+  (void)co_await writer.flush();
 }
 
 }  // namespace

@@ -41,6 +41,7 @@ task<Result<bool>> BufferedReader::read_until(char delim, std::string& out, std:
     const char* start = buf_.data() + begin_;
     if (const void* hit = std::memchr(start, delim, buffered())) {
       std::size_t len = static_cast<std::size_t>(static_cast<const char*>(hit) - start) + 1;
+      if (scanned + len - 1 > max) co_return make_error(EMSGSIZE, "read_until from " + stream_->peer().to_string());
       out.append(start, len);
       begin_ += len;
       co_return true;
@@ -59,7 +60,7 @@ task<Result<void>> BufferedWriter::write(std::span<const char> data) {
   if (buf_.size() + data.size() > buf_.capacity()) {
     auto f = co_await flush();
     if (!f) co_return f;
-    if (data.size() >= buf_.capacity()) co_return co_await stream_->write_all(data);
+    if (data.size() >= buf_.capacity()) co_return co_await stream_->write_all(data, deadline_);
   }
   buf_.insert(buf_.end(), data.begin(), data.end());
   co_return Result<void>{};
@@ -67,7 +68,7 @@ task<Result<void>> BufferedWriter::write(std::span<const char> data) {
 
 task<Result<void>> BufferedWriter::flush() {
   if (buf_.empty()) co_return Result<void>{};
-  auto r = co_await stream_->write_all(buf_);
+  auto r = co_await stream_->write_all(buf_, deadline_);
   buf_.clear();
   co_return r;
 }

@@ -21,12 +21,13 @@ class BufferedReader {
   void set_deadline(Clock::time_point deadline) noexcept { deadline_ = deadline; }
   // Bytes already read ahead: reading them will not block.
   std::size_t buffered() const noexcept { return end_ - begin_; }
+  std::span<const char> peek() const noexcept { return {buf_.data() + begin_, end_ - begin_}; }
   // Copies up to buf.size() bytes, reading from the stream only when nothing is buffered; 0 at end of stream.
   task<Result<std::size_t>> read_some(std::span<char> buf);
   // Fills `buf` unless the stream ends: returns the bytes read (< buf.size() only at end of stream).
   task<Result<std::size_t>> read_exact(std::span<char> buf);
   // Appends to `out` up to and including `delim`. Returns false at end of stream before any delimiter.
-  // More than `max` bytes without the delimiter is an Error (EMSGSIZE).
+  // More than `max` bytes before the delimiter is an Error (EMSGSIZE), whether or not it has arrived.
   task<Result<bool>> read_until(char delim, std::string& out, std::size_t max = 64 * 1024);
 
  private:
@@ -45,6 +46,8 @@ class BufferedWriter {
   }
 
   std::size_t pending() const noexcept { return buf_.size(); }
+  // Sends fail with ETIMEDOUT after `deadline` (a peer that stopped reading), as Error::transferred says.
+  void set_deadline(Clock::time_point deadline) noexcept { deadline_ = deadline; }
   // Buffers `data`, sending first if it would not fit; data larger than the buffer goes straight out.
   task<Result<void>> write(std::span<const char> data);
   task<Result<void>> flush();
@@ -52,6 +55,7 @@ class BufferedWriter {
  private:
   const TcpStream* stream_;
   std::vector<char> buf_;
+  Clock::time_point deadline_ = Clock::time_point::max();
 };
 
 }  // namespace corio::net

@@ -114,6 +114,41 @@ TEST(Buffered, ReadUntilAcrossReadsAndLimit) {
   EXPECT_EQ(too_long, EMSGSIZE);
 }
 
+TEST(Buffered, ReadUntilRefusesALongLineThatArrivedWhole) {
+  Runtime rt({.reactors = 1});
+  auto [exact, over] = rt.run([]() -> task<std::pair<std::size_t, int>> {
+    Pair p = co_await connect_pair();
+    std::string data = std::string(50, 'a') + "\n" + std::string(51, 'b') + "\n";
+    (void)co_await p.client.write_all(data);
+    co_await sleep_for(2ms);  // both lines in the reader's first fill
+    BufferedReader r(p.server);
+    std::string line;
+    auto first = co_await r.read_until('\n', line, 50);  // 50 bytes before the delimiter: allowed
+    std::string second;
+    auto refused = co_await r.read_until('\n', second, 50);
+    co_return std::pair{first && *first ? line.size() : 0, refused ? 0 : refused.error().code};
+  }());
+  EXPECT_EQ(exact, 51u);
+  EXPECT_EQ(over, EMSGSIZE);
+}
+
+TEST(Buffered, WriterDeadlineEndsASendToAPeerThatStoppedReading) {
+  Runtime rt({.reactors = 1});
+  auto [code, sent_some] = rt.run([]() -> task<std::pair<int, bool>> {
+    Pair p = co_await connect_pair();
+    BufferedWriter w(p.server, 1 << 16);
+    w.set_deadline(Clock::now() + 50ms);
+    std::string chunk(1 << 16, 'z');
+    for (int i = 0; i < 1000; ++i) {  // far more than the socket buffers take
+      auto r = co_await w.write(chunk);
+      if (!r) co_return std::pair{r.error().code, r.error().transferred > 0 || i > 0};
+    }
+    co_return std::pair{0, true};
+  }());
+  EXPECT_EQ(code, ETIMEDOUT);
+  EXPECT_TRUE(sent_some);
+}
+
 TEST(Buffered, WriterCoalescesSmallWritesIntoOneSend) {
   Runtime rt({.reactors = 1});
   auto [pending_before_flush, received] = rt.run([]() -> task<std::pair<std::size_t, std::size_t>> {
