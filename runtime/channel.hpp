@@ -9,7 +9,8 @@
 // closed and every item is taken; both end with ECANCELED when their task is stopped first (its token,
 // with_timeout), and with ETIMEDOUT at their deadline (recv(Clock::now() + 1s)). Items go out in the
 // order they came in; each reaches exactly one receiver: an item handed to a receiver destroyed before it
-// resumed goes back to the front. The channel must outlive the tasks that wait on it.
+// resumed goes back to the front (the one case where the channel holds more than its capacity, until it
+// is taken). A send that fails drops its value. The channel must outlive the tasks that wait on it.
 #pragma once
 #include <cerrno>
 #include <coroutine>
@@ -176,7 +177,7 @@ class BasicChannel {
     if (items_.empty()) return false;
     out.emplace(std::move(items_.front()));
     items_.pop_front();
-    if (!senders_.empty()) {
+    if (!senders_.empty() && items_.size() < capacity_) {  // not while over the bound (give_back)
       items_.push_back(std::move(static_cast<Send*>(senders_.front())->value_));
       senders_.wake_front(0);
     }

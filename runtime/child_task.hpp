@@ -103,7 +103,7 @@ class Join final : private ChildGroup {
   enum class Policy { all, first };
   static constexpr std::size_t kNone = ~std::size_t{0};
 
-  Join(Policy policy, std::span<ChildTask> children) noexcept : children_(children), policy_(policy) {}
+  Join(Policy policy, std::span<ChildTask> children) : children_(children), policy_(policy) {}
 
   bool await_ready() const noexcept { return children_.empty(); }
   template <class P>
@@ -113,7 +113,13 @@ class Join final : private ChildGroup {
       relay_.emplace(*token, StopRelay{&stop_});
     }
     pending_ = children_.size() + 1;  // held by this loop, so no child resumes the parent inside it
-    for (std::size_t i = 0; i < children_.size(); ++i) ChildTask::start(children_[i].handle(), *this, i, stop_.get_token());
+    for (std::size_t i = 0; i < children_.size(); ++i) {
+      if (winner_ != kNone) {  // decided already (a child ended, or failed, at once): the rest never start
+        pending_ -= children_.size() - i;
+        break;
+      }
+      ChildTask::start(children_[i].handle(), *this, i, stop_.get_token());
+    }
     return --pending_ != 0;
   }
   void await_resume() noexcept { relay_.reset(); }

@@ -116,7 +116,10 @@ class [[nodiscard]] RemoteCall final : private CallAwaiter, private CancelHook, 
   ~RemoteCall() {
     detach();
     if (TimerEntry::armed()) home_->timers().disarm(*this);
-    if (state_ != nullptr) state_->abandon();
+    if (state_ != nullptr) {
+      if constexpr (kStopMode == StopMode::forward) state_->request_stop();  // nobody waits for it now
+      state_->abandon();
+    }
   }
 
   bool await_ready() const noexcept { return false; }

@@ -58,6 +58,7 @@ class Sharded {
   template <class F>
   task<result_t<F>> invoke_on(unsigned shard, F fn) {
     if (shard >= shards_.size()) throw std::out_of_range("corio: Sharded::invoke_on: no shard " + std::to_string(shard));
+    if (!shards_[shard]) throw std::logic_error("corio: Sharded::invoke_on: shard " + std::to_string(shard) + " was not built");
     T& target = *shards_[shard];
     if (shard == Reactor::current()->id()) {
       if constexpr (std::is_same_v<std::invoke_result_t<F&, T&>, result_t<F>>) co_return fn(target);
@@ -87,7 +88,7 @@ class Sharded {
  private:
   template <class... Args>
   task<void> build(unsigned i, Args... args) {
-    co_await submit_to(i, [this, i, &args...] { shards_[i] = std::make_unique<T>(args...); });
+    co_await submit_to(i, [this, i, args...] { shards_[i] = std::make_unique<T>(args...); });
   }
   task<void> destroy(unsigned i) {
     co_await submit_to(i, [this, i] { shards_[i].reset(); });

@@ -10,7 +10,13 @@ TaskScope::TaskScope() : home_(Reactor::current()) {
   if (home_ == nullptr) throw std::logic_error("corio: a TaskScope needs a reactor thread");
 }
 
+TaskScope::TaskScope(const std::stop_token& parent) : TaskScope() {
+  if (parent.stop_possible()) parent_relay_.emplace(parent, detail::StopRelay{&stop_});
+}
+
 TaskScope::~TaskScope() {
+  // First: a child's call on another reactor (submit_to) is stopped, and unwinds there.
+  stop_.request_stop();
   while (children_ != nullptr) {
     std::coroutine_handle<> h = children_->self;
     unlink(*children_);
@@ -47,9 +53,10 @@ std::coroutine_handle<> TaskScope::child_ended(detail::ChildPromise& child) noex
   }
   std::coroutine_handle<> h = child.self;
   unlink(child);
+  std::coroutine_handle<> next = size_ == 0 && joiner_ ? std::exchange(joiner_, {}) : std::noop_coroutine();
+  // Last: the frame's parameters may own this scope (a child keeping its session alive).
   h.destroy();
-  if (size_ == 0 && joiner_) return std::exchange(joiner_, {});
-  return std::noop_coroutine();
+  return next;
 }
 
 }  // namespace corio

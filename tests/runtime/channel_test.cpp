@@ -131,6 +131,19 @@ TEST(Channel, AnItemHandedToADestroyedReceiverGoesBack) {
     EXPECT_FALSE(got);
     auto again = co_await ch.recv();
     EXPECT_EQ(*again, 7);
+    // Handed, then one more queued behind it: the give-back holds one over the bound, and no sender
+    // refills past it.
+    {
+      TaskScope scope;
+      scope.spawn([](Channel<int>& ch, bool& got) -> task<void> { got = (co_await ch.recv()).value.has_value(); }(ch, got));
+      EXPECT_TRUE(ch.try_send(8));
+      EXPECT_TRUE(ch.try_send(9));
+    }
+    EXPECT_EQ(ch.size(), 2u);
+    EXPECT_FALSE(ch.try_send(10));
+    EXPECT_EQ(*ch.try_recv(), 8);
+    EXPECT_FALSE(ch.try_send(10));  // still at the bound
+    EXPECT_EQ(*ch.try_recv(), 9);
   }());
 }
 

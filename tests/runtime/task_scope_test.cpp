@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
+#include <optional>
 #include <stdexcept>
 
 #include "net/tcp_stream.hpp"
@@ -149,6 +151,74 @@ TEST(TaskScope, TheFirstExceptionStopsTheOthersAndReachesJoin) {
     EXPECT_EQ(live, 0);
     EXPECT_EQ(ended, 3);
     EXPECT_TRUE(scope.stop_token().stop_requested());
+  }());
+}
+
+// A child holding the last reference to the object that owns the scope: its end destroys the scope.
+struct Session {
+  TaskScope scope;
+  int& ended;
+  explicit Session(int& e) : ended(e) {}
+  ~Session() { ++ended; }
+};
+task<void> keep_alive(std::shared_ptr<Session> session) {
+  co_await sleep_for(1ms);
+  (void)session;
+}
+
+TEST(TaskScope, AChildMayOwnItsScope) {
+  Runtime rt({.reactors = 1});
+  rt.run([]() -> task<void> {
+    int ended = 0;
+    {
+      auto session = std::make_shared<Session>(ended);
+      session->scope.spawn(keep_alive(session));
+    }  // only the child holds the session now
+    co_await sleep_for(5ms);
+    EXPECT_EQ(ended, 1);
+  }());
+}
+
+TEST(TaskScope, AJoinerDestroyedWhileJoiningIsForgotten) {
+  Runtime rt({.reactors = 1});
+  rt.run([]() -> task<void> {
+    int live = 0, ended = 0;
+    std::optional<TaskScope> outer(std::in_place);
+    TaskScope inner;
+    inner.spawn(nap(2ms, live, ended));
+    outer->spawn([](TaskScope& inner) -> task<void> { co_await inner.join(); }(inner));
+    co_await yield{};
+    outer.reset();  // destroys the task parked in inner.join()
+    co_await inner.join();  // the destroyed joiner is not resumed; this one is
+    EXPECT_EQ(ended, 1);
+  }());
+}
+
+TEST(TaskScope, ASecondJoinerAtOnceIsRefused) {
+  Runtime rt({.reactors = 1});
+  rt.run([]() -> task<void> {
+    int live = 0, ended = 0;
+    TaskScope scope;
+    scope.spawn(nap(2ms, live, ended));
+    TaskScope joiners;
+    joiners.spawn([](TaskScope& s) -> task<void> { co_await s.join(); }(scope));
+    EXPECT_THROW(co_await scope.join(), std::logic_error);
+    co_await joiners.join();
+    EXPECT_EQ(ended, 1);
+  }());
+}
+
+TEST(TaskScope, AParentTokenStopsTheChildrenBeforeJoin) {
+  Runtime rt({.reactors = 1});
+  rt.run([]() -> task<void> {
+    int live = 0, ended = 0;
+    std::stop_source parent;
+    TaskScope scope(parent.get_token());
+    for (int i = 0; i < 3; ++i) scope.spawn(nap(10s, live, ended));
+    parent.request_stop();
+    co_await sleep_for(2ms);  // not joining yet: the stop reached them anyway
+    EXPECT_EQ(ended, 3);
+    co_await scope.join();
   }());
 }
 

@@ -121,6 +121,20 @@ TEST(WhenAny, TheFirstWinsAndTheLosersAreStoppedAndAwaited) {
   }());
 }
 
+TEST(WhenAny, OnceATaskHasWonAtOnceTheRestNeverStart) {
+  Runtime rt({.reactors = 1});
+  rt.run([]() -> task<void> {
+    int started = 0;
+    auto counted = [](int& started, int v) -> task<int> {
+      ++started;
+      co_return v;
+    };
+    auto v = co_await when_any(counted(started, 1), counted(started, 2), counted(started, 3));
+    EXPECT_EQ(v.index(), 0u);
+    EXPECT_EQ(started, 1);
+  }());
+}
+
 TEST(WhenAny, AWinnerThatThrowsIsRethrown) {
   Runtime rt({.reactors = 1});
   rt.run([]() -> task<void> {
