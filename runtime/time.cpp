@@ -47,9 +47,7 @@ void detail::TimeoutScope::fire() noexcept {
 }
 
 task<bool> with_timeout(Clock::duration d, task<void> t) {
-  // (Two statements: GCC 12 mishandles co_await inside a constructor's argument list.)
-  std::stop_token outer = co_await current_stop_token();
-  detail::TimeoutScope scope(std::move(outer), Clock::now() + d);
+  detail::TimeoutScope scope(co_await current_stop_token(), Clock::now() + d);
   t.set_stop_token(scope.token());
   co_await std::move(t);
   co_return !scope.expired();

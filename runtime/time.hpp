@@ -75,9 +75,7 @@ class TimeoutScope final : private TimerEntry {
 // wake) and waits for it to unwind. Returns its value, or nullopt when the deadline passed.
 template <class T>
 task<std::optional<T>> with_timeout(Clock::duration d, task<T> t) {
-  // (Two statements: GCC 12 mishandles co_await inside a constructor's argument list.)
-  std::stop_token outer = co_await current_stop_token();
-  detail::TimeoutScope scope(std::move(outer), Clock::now() + d);
+  detail::TimeoutScope scope(co_await current_stop_token(), Clock::now() + d);
   t.set_stop_token(scope.token());
   T value = co_await std::move(t);
   if (scope.expired()) co_return std::nullopt;
