@@ -1,7 +1,7 @@
 // frame-server: echoes length-prefixed frames (4-byte big-endian length, then the payload).
 //   frame-server [--listen 127.0.0.1:7000] [--max-frame BYTES] [--reactors N] [--max-conns N] [--idle-timeout S]
-// Replies are buffered and leave together when the next request is not already here, so pipelined
-// requests get coalesced responses. A frame over --max-frame closes the connection without allocating it.
+// Replies are buffered and leave together when the next request is not already here (whole), so
+// pipelined requests get coalesced responses and a request split across segments holds back none. A frame over --max-frame closes the connection without allocating it.
 #include <cstdio>
 #include <vector>
 
@@ -21,7 +21,7 @@ int main(int argc, char** argv) {
       corio::net::BufferedWriter writer(conn);
       std::vector<char> payload;
       for (;;) {
-        if (reader.buffered() == 0) {  // about to wait for the client: send what is ready first
+        if (!corio::net::frame_buffered(reader)) {  // about to wait for the client: send what is ready first
           auto flushed = co_await writer.flush();
           if (!flushed) co_return;
         }

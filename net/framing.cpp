@@ -4,6 +4,13 @@
 
 namespace corio::net {
 
+namespace {
+std::uint32_t frame_length(const unsigned char* header) noexcept {
+  return (std::uint32_t{header[0]} << 24) | (std::uint32_t{header[1]} << 16) | (std::uint32_t{header[2]} << 8) |
+         std::uint32_t{header[3]};
+}
+}  // namespace
+
 task<Result<bool>> read_frame(BufferedReader& reader, std::vector<char>& payload, std::uint32_t max_frame) {
   unsigned char header[4];
   auto h = co_await reader.read_exact(std::span(reinterpret_cast<char*>(header), sizeof header));
@@ -12,8 +19,7 @@ task<Result<bool>> read_frame(BufferedReader& reader, std::vector<char>& payload
   if (*h < sizeof header) {
     co_return make_error(EPROTO, "truncated frame header: " + std::to_string(*h) + " of 4 bytes before end of stream");
   }
-  const std::uint32_t size = (std::uint32_t{header[0]} << 24) | (std::uint32_t{header[1]} << 16) |
-                             (std::uint32_t{header[2]} << 8) | std::uint32_t{header[3]};
+  const std::uint32_t size = frame_length(header);
   if (size > max_frame) {
     co_return make_error(EMSGSIZE, "frame of " + std::to_string(size) + " bytes exceeds the limit of " +
                                        std::to_string(max_frame));
@@ -38,6 +44,11 @@ task<Result<void>> write_frame(BufferedWriter& writer, std::span<const char> pay
   auto h = co_await writer.write(header);
   if (!h) co_return h;
   co_return co_await writer.write(payload);
+}
+
+bool frame_buffered(const BufferedReader& reader) noexcept {
+  std::span<const char> b = reader.peek();
+  return b.size() >= 4 && b.size() - 4 >= frame_length(reinterpret_cast<const unsigned char*>(b.data()));
 }
 
 }  // namespace corio::net

@@ -16,6 +16,9 @@ inline constexpr std::uint32_t kDefaultMaxFrame = 16u << 20;
 
 task<Result<bool>> read_frame(BufferedReader& reader, std::vector<char>& payload,
                               std::uint32_t max_frame = kDefaultMaxFrame);
+// Whether a whole frame is already in the reader: reading it will not wait for the peer. A server flushes
+// its replies when this is false, so a request split across segments never holds back earlier replies.
+bool frame_buffered(const BufferedReader& reader) noexcept;
 // Buffers one frame; the caller flushes (or the writer does when full).
 task<Result<void>> write_frame(BufferedWriter& writer, std::span<const char> payload);
 

@@ -43,6 +43,13 @@ with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
     check(all(read_frame(s) == b"p%d" % i for i in range(50)), "50 pipelined frames echoed in order")
 
 with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+    s.sendall(frame(b"first") + frame(b"second")[:5])  # a whole frame, then part of the next
+    s.settimeout(1)
+    check(read_frame(s) == b"first", "a reply leaves while the next frame is still arriving")
+    s.sendall(frame(b"second")[5:])
+    check(read_frame(s) == b"second", "...and the rest of that frame is answered")
+
+with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
     s.sendall(struct.pack(">I", 1 << 30))
     try:
         closed = s.recv(1) == b""
