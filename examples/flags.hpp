@@ -3,7 +3,11 @@
 #pragma once
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
+#include <functional>
+#include <initializer_list>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -42,6 +46,46 @@ inline std::vector<std::string> split_list(std::string_view list) {
 inline bool parse_disable(std::string_view list, BackendOptions& out) {
   for (const std::string& name : split_list(list)) {
     if (!switch_off(out, name)) return false;
+  }
+  return true;
+}
+
+// A client's "--flag VALUE" pairs: text flags taken as given, numbers checked against [min, max], and
+// `other` for the rest (nullopt: unknown; false: invalid). On a mistake, prints which flag and the usage line to
+// stderr and returns false.
+struct TextFlag {
+  const char* name;
+  std::string& out;
+};
+struct NumberFlag {
+  const char* name;
+  unsigned long& out;
+  unsigned long max;
+  unsigned long min = 0;
+};
+inline bool parse_pairs(int argc, char** argv, std::initializer_list<TextFlag> texts,
+                        std::initializer_list<NumberFlag> numbers, const char* usage,
+                        const std::function<std::optional<bool>(std::string_view, const char*)>& other = nullptr) {
+  for (int i = 1; i < argc; i += 2) {
+    const std::string_view flag = argv[i];
+    const char* value = i + 1 < argc ? argv[i + 1] : nullptr;
+    bool known = false, ok = value != nullptr;
+    for (const TextFlag& t : texts) {
+      if (flag == t.name && ok) t.out = value, known = true;
+    }
+    for (const NumberFlag& n : numbers) {
+      if (flag == n.name && ok) known = true, ok = parse_number(value, n.max, n.out) && n.out >= n.min;
+    }
+    if (!known && ok && other) {
+      std::optional<bool> valid = other(flag, value);
+      known = valid.has_value();
+      ok = valid.value_or(false);
+    }
+    if (known && !ok) std::fprintf(stderr, "%s: %s: not a valid value: \"%s\"\n", argv[0], argv[i], value);
+    if (!known || !ok) {
+      std::fprintf(stderr, "usage: %s %s\n", argv[0], usage);
+      return false;
+    }
   }
   return true;
 }

@@ -69,22 +69,16 @@ task<unsigned long> run_connection(const Address& to, const Flags& f, unsigned i
 
 int main(int argc, char** argv) {
   Flags f;
-  for (int i = 1; i < argc; i += 2) {
-    std::string flag = argv[i];
-    const char* value = i + 1 < argc ? argv[i + 1] : nullptr;
-    bool ok = value != nullptr;
-    if (ok && flag == "--target") f.target = value;
-    else if (ok && flag == "--backend") ok = examples::parse_backend(value, f.backend);
-    else if (ok && flag == "--frames") ok = examples::parse_number(value, 100'000'000, f.frames);
-    else if (ok && flag == "--size") ok = examples::parse_number(value, 1ul << 30, f.size);
-    else if (ok && flag == "--conns") ok = examples::parse_number(value, 100'000, f.conns) && f.conns > 0;
-    else if (ok && flag == "--timeout") ok = examples::parse_number(value, 3600, f.timeout_s) && f.timeout_s > 0;
-    else ok = false;
-    if (!ok) {
-      std::fprintf(stderr, "usage: %s [--target ADDR] [--frames N] [--size BYTES] [--conns C] [--timeout SECONDS] [--backend uring|epoll]\n", argv[0]);
-      return 2;
-    }
-  }
+  bool parsed = examples::parse_pairs(
+      argc, argv, {{"--target", f.target}},
+      {{"--frames", f.frames, 100'000'000}, {"--size", f.size, 1ul << 30}, {"--conns", f.conns, 100'000, 1},
+       {"--timeout", f.timeout_s, 3600, 1}},
+      "[--target ADDR] [--frames N] [--size BYTES] [--conns C] [--timeout SECONDS] [--backend uring|epoll]",
+      [&f](std::string_view flag, const char* value) -> std::optional<bool> {
+        if (flag != "--backend") return std::nullopt;
+        return examples::parse_backend(value, f.backend);
+      });
+  if (!parsed) return 2;
   auto to = Address::parse(f.target);
   if (!to) {
     std::fprintf(stderr, "frame-client: --target: %s\n", to.error().message().c_str());

@@ -102,21 +102,12 @@ task<Tally> run_connection(const Address& to, const Flags& f, unsigned id) {
 
 int main(int argc, char** argv) {
   Flags f;
-  for (int i = 1; i < argc; i += 2) {
-    std::string flag = argv[i];
-    const char* value = i + 1 < argc ? argv[i + 1] : nullptr;
-    bool ok = value != nullptr;
-    if (ok && flag == "--target") f.target = value;
-    else if (ok && flag == "--conns") ok = examples::parse_number(value, 10'000, f.conns) && f.conns > 0;
-    else if (ok && flag == "--keys") ok = examples::parse_number(value, 10'000'000, f.keys);
-    else if (ok && flag == "--batch") ok = examples::parse_number(value, 10'000, f.batch) && f.batch > 0;
-    else if (ok && flag == "--timeout") ok = examples::parse_number(value, 3600, f.timeout_s) && f.timeout_s > 0;
-    else ok = false;
-    if (!ok) {
-      std::fprintf(stderr, "usage: %s [--target ADDR] [--conns N] [--keys N] [--batch N] [--timeout SECONDS]\n", argv[0]);
-      return 2;
-    }
-  }
+  bool parsed = examples::parse_pairs(
+      argc, argv, {{"--target", f.target}},
+      {{"--conns", f.conns, 10'000, 1}, {"--keys", f.keys, 10'000'000}, {"--batch", f.batch, 10'000, 1},
+       {"--timeout", f.timeout_s, 3600, 1}},
+      "[--target ADDR] [--conns N] [--keys N] [--batch N] [--timeout SECONDS]");
+  if (!parsed) return 2;
   auto to = Address::parse(f.target);
   if (!to) {
     std::fprintf(stderr, "kv-client: --target: %s\n", to.error().message().c_str());

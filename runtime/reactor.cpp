@@ -19,20 +19,8 @@ Reactor::~Reactor() {
 Reactor* Reactor::current() noexcept { return this_thread_reactor; }
 
 void Reactor::adopt(detail::PromiseBase& p, std::coroutine_handle<> h) {
-  p.self = h;
-  p.detached_next = detached_;
-  if (detached_ != nullptr) detached_->detached_prev = &p;
-  detached_ = &p;
-  ++detached_count_;
+  detached_.push(p, h);
   ready_.push_back(h);
-}
-
-void Reactor::unlink(detail::PromiseBase& p) noexcept {
-  if (p.detached_prev != nullptr) p.detached_prev->detached_next = p.detached_next;
-  else detached_ = p.detached_next;
-  if (p.detached_next != nullptr) p.detached_next->detached_prev = p.detached_prev;
-  p.detached_prev = p.detached_next = nullptr;
-  --detached_count_;
 }
 
 void detail::report_escaped(const std::exception_ptr& e, const char* what) noexcept {
@@ -48,7 +36,7 @@ void detail::report_escaped(const std::exception_ptr& e, const char* what) noexc
 
 void detail::finish_detached(PromiseBase& p) noexcept {
   if (p.exception) report_escaped(p.exception, "detached task");
-  Reactor::current()->unlink(p);
+  Reactor::current()->detached_.remove(p);
   p.self.destroy();
 }
 
@@ -103,11 +91,7 @@ void Reactor::run() {
 
 void Reactor::shutdown() noexcept {
   ready_.clear();
-  while (detached_ != nullptr) {
-    std::coroutine_handle<> h = detached_->self;
-    unlink(*detached_);
-    h.destroy();
-  }
+  detached_.destroy_all();
   wake_pending_.store(false);
   while (Message* m = inbox_.pop()) m->discard();
   // At least one submission: closes queued by the destroyed tasks are counted nowhere else.

@@ -50,12 +50,11 @@ class Reactor {
   // Any thread: runs `m` on this reactor.
   void post(Message* m) noexcept;
 
-  std::size_t detached_count() const noexcept { return detached_count_; }
+  std::size_t detached_count() const noexcept { return detached_.size(); }
 
  private:
   friend void detail::finish_detached(detail::PromiseBase&) noexcept;
   void adopt(detail::PromiseBase& p, std::coroutine_handle<> h);
-  void unlink(detail::PromiseBase& p) noexcept;
   void run_ready();
   void run_messages() noexcept;
   void shutdown() noexcept;
@@ -67,8 +66,7 @@ class Reactor {
   TimerQueue timers_;
   std::vector<std::coroutine_handle<>> ready_;
   std::vector<std::coroutine_handle<>> running_;
-  detail::PromiseBase* detached_ = nullptr;
-  std::size_t detached_count_ = 0;
+  detail::TaskList detached_;
   MessageQueue inbox_;
   std::atomic<bool> wake_pending_{false};
   std::atomic<bool> stopping_{false};

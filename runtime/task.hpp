@@ -4,6 +4,7 @@
 // Each task carries the stop token of its awaiter (the ambient cancellation that operations observe).
 #pragma once
 #include <coroutine>
+#include <cstddef>
 #include <exception>
 #include <optional>
 #include <stop_token>
@@ -34,6 +35,40 @@ struct PromiseBase {
 
   static void* operator new(std::size_t size) { return allocate_frame(size); }
   static void operator delete(void* p, std::size_t size) noexcept { free_frame(p, size); }
+};
+
+// Task frames that no awaiter owns (a reactor's detached tasks, a scope's children), linked through their
+// promises so that whoever holds the list can destroy what is left.
+class TaskList {
+ public:
+  void push(PromiseBase& p, std::coroutine_handle<> h) noexcept {
+    p.self = h;
+    p.detached_prev = nullptr;
+    p.detached_next = head_;
+    if (head_ != nullptr) head_->detached_prev = &p;
+    head_ = &p;
+    ++size_;
+  }
+  void remove(PromiseBase& p) noexcept {
+    if (p.detached_prev != nullptr) p.detached_prev->detached_next = p.detached_next;
+    else head_ = p.detached_next;
+    if (p.detached_next != nullptr) p.detached_next->detached_prev = p.detached_prev;
+    p.detached_prev = p.detached_next = nullptr;
+    --size_;
+  }
+  // Destroys every frame still listed (each leaves the list first).
+  void destroy_all() noexcept {
+    while (head_ != nullptr) {
+      std::coroutine_handle<> h = head_->self;
+      remove(*head_);
+      h.destroy();
+    }
+  }
+  std::size_t size() const noexcept { return size_; }
+
+ private:
+  PromiseBase* head_ = nullptr;
+  std::size_t size_ = 0;
 };
 
 // Ends a detached task: reports an escaped exception, unlinks it from its reactor and frees the frame.

@@ -46,7 +46,7 @@ class TaskScope final : private detail::ChildGroup {
 
   void request_stop() noexcept { stop_.request_stop(); }
   std::stop_token stop_token() const noexcept { return stop_.get_token(); }
-  std::size_t size() const noexcept { return size_; }
+  std::size_t size() const noexcept { return children_.size(); }
   std::size_t failures() const noexcept { return failures_; }
 
   class [[nodiscard]] Join {
@@ -57,7 +57,7 @@ class TaskScope final : private detail::ChildGroup {
     ~Join() {
       if (scope_.joiner_ == me_) scope_.joiner_ = {};  // destroyed while joining (its task was)
     }
-    bool await_ready() const noexcept { return scope_.size_ == 0; }
+    bool await_ready() const noexcept { return scope_.size() == 0; }
     template <class P>
     void await_suspend(std::coroutine_handle<P> h) {
       if (scope_.joiner_) throw std::logic_error("corio: TaskScope::join() awaited by two tasks at once");
@@ -85,11 +85,9 @@ class TaskScope final : private detail::ChildGroup {
     co_await std::move(t);
   }
   std::coroutine_handle<> child_ended(detail::ChildPromise& child) noexcept override;
-  void unlink(detail::PromiseBase& p) noexcept;
 
   Reactor* home_;
-  detail::PromiseBase* children_ = nullptr;  // linked through detached_prev / detached_next
-  std::size_t size_ = 0;
+  detail::TaskList children_;
   std::size_t failures_ = 0;
   std::exception_ptr error_;
   std::coroutine_handle<> joiner_;

@@ -14,17 +14,14 @@
 #include "runtime/runtime.hpp"
 #include "runtime/time.hpp"
 #include "tests/net/loopback_pair.hpp"
+#include "tests/runtime/live_count.hpp"
 
 namespace corio {
 namespace {
 
 using namespace std::chrono_literals;
 
-struct Live {
-  int& n;
-  explicit Live(int& c) : n(c) { ++n; }
-  ~Live() { --n; }
-};
+using testing::Live;
 
 task<void> nap(Clock::duration d, int& live, int& ended) {
   Live alive(live);

@@ -13,18 +13,14 @@
 #include "runtime/runtime.hpp"
 #include "runtime/time.hpp"
 #include "tests/net/loopback_pair.hpp"
+#include "tests/runtime/live_count.hpp"
 
 namespace corio {
 namespace {
 
 using namespace std::chrono_literals;
 
-// Counts the tasks alive, so a test can show none outlived the call.
-struct Live {
-  int& n;
-  explicit Live(int& c) : n(c) { ++n; }
-  ~Live() { --n; }
-};
+using testing::Live;
 
 task<int> value_after(int v, Clock::duration d, int& live) {
   Live alive(live);
