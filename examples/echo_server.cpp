@@ -1,7 +1,7 @@
 // echo-server: sends back whatever each client sends, on one reactor per CPU.
 //   echo-server [--listen 127.0.0.1:7000] [--reactors N] [--max-conns N] [--idle-timeout SECONDS]
-// Connections beyond --max-conns are closed at once; a connection silent for --idle-timeout is closed
-// (slowloris); SIGINT/SIGTERM stops accepting, lets connections finish (--drain-timeout) and exits 0.
+// Connections beyond --max-conns are closed at once; a connection silent for --idle-timeout, or that
+// stops reading its echo for that long, is closed (slowloris, stalled readers); SIGINT/SIGTERM stops accepting, lets connections finish (--drain-timeout) and exits 0.
 #include "examples/server_main.hpp"
 #include "net/recv_stream.hpp"
 
@@ -20,7 +20,7 @@ int main(int argc, char** argv) {
         auto deadline = idle.count() > 0 ? Clock::now() + idle : Clock::time_point::max();
         auto chunk = co_await rx.next(deadline);
         if (!chunk || chunk->empty()) co_return;  // error, idle timeout or end of stream: close
-        auto sent = co_await conn.write_all(chunk->bytes());
+        auto sent = co_await conn.write_all(chunk->bytes(), deadline);  // a client that stops reading, too
         if (!sent) co_return;
       }
     };

@@ -68,20 +68,22 @@ inline bool parse_pairs(int argc, char** argv, std::initializer_list<TextFlag> t
                         const std::function<std::optional<bool>(std::string_view, const char*)>& other = nullptr) {
   for (int i = 1; i < argc; i += 2) {
     const std::string_view flag = argv[i];
-    const char* value = i + 1 < argc ? argv[i + 1] : nullptr;
-    bool known = false, ok = value != nullptr;
+    const char* value = i + 1 < argc ? argv[i + 1] : "";
+    bool known = false, ok = true;
     for (const TextFlag& t : texts) {
-      if (flag == t.name && ok) t.out = value, known = true;
+      if (flag == t.name) t.out = value, known = true;
     }
     for (const NumberFlag& n : numbers) {
-      if (flag == n.name && ok) known = true, ok = parse_number(value, n.max, n.out) && n.out >= n.min;
+      if (flag == n.name) known = true, ok = parse_number(value, n.max, n.out) && n.out >= n.min;
     }
-    if (!known && ok && other) {
+    if (!known && other) {
       std::optional<bool> valid = other(flag, value);
       known = valid.has_value();
       ok = valid.value_or(false);
     }
-    if (known && !ok) std::fprintf(stderr, "%s: %s: not a valid value: \"%s\"\n", argv[0], argv[i], value);
+    if (!known) std::fprintf(stderr, "%s: %s: unknown flag\n", argv[0], argv[i]);
+    else if (i + 1 >= argc) std::fprintf(stderr, "%s: %s: missing value\n", argv[0], argv[i]), ok = false;
+    else if (!ok) std::fprintf(stderr, "%s: %s: not a valid value: \"%s\"\n", argv[0], argv[i], value);
     if (!known || !ok) {
       std::fprintf(stderr, "usage: %s %s\n", argv[0], usage);
       return false;

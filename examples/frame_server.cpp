@@ -21,11 +21,15 @@ int main(int argc, char** argv) {
       corio::net::BufferedWriter writer(conn);
       std::vector<char> payload;
       for (;;) {
+        // Per request: a client that stops sending or stops reading for --idle-timeout is closed.
+        const auto deadline = idle.count() > 0 ? Clock::now() + idle : Clock::time_point::max();
+        reader.set_deadline(deadline);
+        writer.set_deadline(deadline);
         if (!corio::net::frame_buffered(reader)) {  // about to wait for the client: send what is ready first
+          if (payload.capacity() > corio::net::kFrameGrowth) std::vector<char>().swap(payload);  // idle: give it back
           auto flushed = co_await writer.flush();
           if (!flushed) co_return;
         }
-        reader.set_deadline(idle.count() > 0 ? Clock::now() + idle : Clock::time_point::max());
         auto got = co_await read_frame(reader, payload, max_frame);
         if (!got) {
           if (got.error().code == EMSGSIZE || got.error().code == EPROTO) {

@@ -105,14 +105,15 @@ task<void> serve_client(TcpStream conn, Store& store, Clock::duration idle, std:
   std::string line, reply;
   auto idle_deadline = [idle] { return idle.count() > 0 ? Clock::now() + idle : Clock::time_point::max(); };
   for (;;) {
-    // About to wait for the client with no whole command in hand: send the replies that are ready. The
-    // idle timeout covers a client that stops reading as well as one that stops sending.
+    // Per command: the idle timeout covers a client that stops reading as well as one that stops sending.
+    const auto deadline = idle_deadline();
+    reader.set_deadline(deadline);
+    writer.set_deadline(deadline);
+    // About to wait for the client with no whole command in hand: send the replies that are ready.
     if (std::ranges::find(reader.peek(), '\n') == reader.peek().end()) {
-      writer.set_deadline(idle_deadline());
       auto flushed = co_await writer.flush();
       if (!flushed) co_return;
     }
-    reader.set_deadline(idle_deadline());
     line.clear();
     auto got = co_await reader.read_until('\n', line, max_line);
     if (!got) {

@@ -30,7 +30,7 @@ std::optional<ServerFlags> parse_flags(int argc, char** argv, const char* name, 
     std::string own;
     for (const std::string& e : extra) own += " [" + e + " VALUE]";
     std::fprintf(stderr,
-                 "usage: %s [--listen ADDR] [--reactors N] [--max-conns N] [--idle-timeout SECONDS]\n"
+                 "usage: %s [--listen ADDR] [--reuse-port] [--reactors N] [--max-conns N] [--idle-timeout SECONDS]\n"
                  "       [--drain-timeout SECONDS] [--backend uring|epoll] [--disable FEATURE,...]%s%s\n"
                  "features: %s\n",
                  name, with_frames ? " [--max-frame BYTES]" : "", own.c_str(), kFeatureNames);
@@ -38,7 +38,18 @@ std::optional<ServerFlags> parse_flags(int argc, char** argv, const char* name, 
   };
   for (int i = 1; i < argc; ++i) {
     std::string flag = argv[i];
-    if (i + 1 >= argc) return usage();
+    if (flag == "--reuse-port") {
+      f.reuse_port = true;
+      continue;
+    }
+    const bool known = flag == "--listen" || flag == "--backend" || flag == "--disable" || flag == "--reactors" ||
+                       flag == "--max-conns" || flag == "--idle-timeout" || flag == "--drain-timeout" ||
+                       (with_frames && flag == "--max-frame") ||
+                       std::find(extra.begin(), extra.end(), flag) != extra.end();
+    if (!known || i + 1 >= argc) {
+      std::fprintf(stderr, "%s: %s: %s\n", name, flag.c_str(), known ? "missing value" : "unknown flag");
+      return usage();
+    }
     const char* value = argv[++i];
     unsigned long n = 0;
     bool ok = true;
@@ -50,8 +61,7 @@ std::optional<ServerFlags> parse_flags(int argc, char** argv, const char* name, 
     else if (flag == "--idle-timeout") ok = parse_number(value, 86400, n), f.idle_timeout = std::chrono::seconds(n);
     else if (flag == "--drain-timeout") ok = parse_number(value, 3600, n), f.drain_timeout = std::chrono::seconds(n);
     else if (with_frames && flag == "--max-frame") ok = parse_number(value, 1ul << 30, n), f.max_frame = static_cast<std::uint32_t>(n);
-    else if (std::find(extra.begin(), extra.end(), flag) != extra.end()) f.extra[flag] = value;
-    else return usage();
+    else f.extra[flag] = value;
     if (!ok) {
       std::fprintf(stderr, "%s: %s: not a valid value: \"%s\"\n", name, flag.c_str(), value);
       return std::nullopt;
@@ -109,9 +119,11 @@ int run_server(int argc, char** argv, const char* name, bool with_frames,
     // One listener per reactor on one port; the first fixes the port when 0 was asked for.
     net::Address at = *addr;
     for (unsigned i = 0; i < rt.size(); ++i) {
-      auto l = net::TcpListener::bind(at, {.reuseport = true});
+      // Only the first may find the port taken by someone else; the others join it.
+      auto l = net::TcpListener::bind(at, {.reuseport = true, .share_port = i > 0 || flags->reuse_port});
       if (!l) {
-        std::fprintf(stderr, "%s: %s\n", name, l.error().message().c_str());
+        std::fprintf(stderr, "%s: %s%s\n", name, l.error().message().c_str(),
+                     l.error().code == EADDRINUSE ? "; --reuse-port shares the port with it" : "");
         return 1;
       }
       at = l->local_address();

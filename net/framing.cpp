@@ -1,5 +1,6 @@
 #include "net/framing.hpp"
 
+#include <algorithm>
 #include <string>
 
 namespace corio::net {
@@ -24,12 +25,19 @@ task<Result<bool>> read_frame(BufferedReader& reader, std::vector<char>& payload
     co_return make_error(EMSGSIZE, "frame of " + std::to_string(size) + " bytes exceeds the limit of " +
                                        std::to_string(max_frame));
   }
-  payload.resize(size);
-  auto b = co_await reader.read_exact(payload);
-  if (!b) co_return b.error();
-  if (*b < size) {
-    co_return make_error(EPROTO, "truncated frame: end of stream after " + std::to_string(*b) + " of " +
-                                     std::to_string(size) + " bytes");
+  // Grown as the bytes arrive (doubling past 64 KiB): a peer that announces a large frame and sends
+  // little costs little.
+  payload.clear();
+  while (payload.size() < size) {
+    const std::size_t had = payload.size();
+    const std::size_t want = std::min<std::size_t>(size - had, std::max<std::size_t>(kFrameGrowth, had));
+    payload.resize(had + want);
+    auto b = co_await reader.read_exact(std::span(payload).subspan(had));
+    if (!b) co_return b.error();
+    if (*b < want) {
+      co_return make_error(EPROTO, "truncated frame: end of stream after " + std::to_string(had + *b) + " of " +
+                                       std::to_string(size) + " bytes");
+    }
   }
   co_return true;
 }

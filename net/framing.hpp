@@ -1,9 +1,11 @@
 // Length-prefix framing: a 4-byte big-endian length, then that many bytes (the guide's format). A peer
-// announcing more than `max_frame` gets an Error (EMSGSIZE) before anything is allocated; a stream ending
+// announcing more than `max_frame` gets an Error (EMSGSIZE) before anything is allocated, and the payload
+// grows only as bytes arrive; a stream ending
 // mid-frame is an Error (EPROTO) saying how much arrived; a zero-length frame is valid.
 //   std::vector<char> payload;
 //   auto got = co_await read_frame(reader, payload);   // true: a frame; false: the peer closed cleanly
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -13,6 +15,9 @@
 namespace corio::net {
 
 inline constexpr std::uint32_t kDefaultMaxFrame = 16u << 20;
+// read_frame grows the payload by at least this much as a frame's bytes arrive, never by what the peer
+// merely announced.
+inline constexpr std::size_t kFrameGrowth = 64 * 1024;
 
 task<Result<bool>> read_frame(BufferedReader& reader, std::vector<char>& payload,
                               std::uint32_t max_frame = kDefaultMaxFrame);

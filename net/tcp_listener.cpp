@@ -99,8 +99,27 @@ Result<TcpStream> TcpListener::adopt(int res, const sockaddr_storage* peer, sock
   return stream;
 }
 
+namespace {
+// Whether a socket already listens on `at`: a bind without SO_REUSEPORT (with SO_REUSEADDR, so that
+// connections in TIME_WAIT do not count) fails then.
+Result<void> refuse_if_listened_on(const Address& at, const std::string& where) {
+  int probe = ::socket(at.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (probe < 0) return make_error(errno, "socket for " + where);
+  int one = 1;
+  ::setsockopt(probe, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  const int rc = ::bind(probe, at.sockaddr_ptr(), at.length());
+  const int err = errno;
+  ::close(probe);
+  if (rc == 0) return {};
+  return make_error(err, "bind " + where + (err == EADDRINUSE ? " (another socket listens there; share_port joins it)" : ""));
+}
+}  // namespace
+
 Result<TcpListener> TcpListener::bind(const Address& at, ListenOptions options) {
   const std::string where = at.to_string();
+  if (options.reuseport && !options.share_port && at.port() != 0) {
+    if (auto free = refuse_if_listened_on(at, where); !free) return free.error();
+  }
   int fd = ::socket(at.family(), SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return make_error(errno, "socket for " + where);
   TcpListener l(fd, at, options);

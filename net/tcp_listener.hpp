@@ -34,6 +34,10 @@ struct AcceptImpl : Operation {
 struct ListenOptions {
   int backlog = 4096;
   bool reuseport = false;
+  // With reuseport: join a port another socket already listens on. Off, such a bind fails with
+  // EADDRINUSE, so a second server started on a port in use is refused instead of silently taking half
+  // of its connections. A server's own listeners after its first set it (as does a rolling restart).
+  bool share_port = false;
   // AcceptStream: one armed submission for many connections, where the backend has it (probed at
   // start-up: Features::multishot_accept).
   bool multishot_accept = true;

@@ -6,8 +6,9 @@ import socket
 import struct
 import subprocess
 import sys
+import time
 
-from harness import check, finish, start, stop
+from harness import check, finish, stall_then_drain, start, stop
 
 server_bin, client_bin = sys.argv[1], sys.argv[2]
 
@@ -71,6 +72,53 @@ rc, err = stop(p)
 check(rc == 0, f"SIGTERM exits 0 (got {rc})")
 check("exceeds the limit of 65536" in err, "the oversized frame is reported by the server")
 check("truncated frame" in err, "the truncated frame is reported by the server")
+
+# A header announcing 16 MiB, then silence, from 20 clients: the server holds what arrived, not what was
+# announced.
+def rss_kib(proc):
+    with open(f"/proc/{proc.pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
+p, port = start(server_bin, "--reactors", "1", "--idle-timeout", "2")
+warm = socket.create_connection(("127.0.0.1", port), timeout=10)
+warm.sendall(frame(b"w"))
+read_frame(warm)
+before = rss_kib(p)
+liars = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(20)]
+for s in liars:
+    s.sendall(struct.pack(">I", 16 << 20) + b"x")
+time.sleep(0.5)
+grown = rss_kib(p) - before
+check(grown < 8 * 1024, f"20 clients announcing 16 MiB frames cost {grown} KiB, not 320 MiB")
+for s in liars:
+    s.close()
+
+# A client that sends frames and never reads the replies is closed by --idle-timeout (2 s).
+sent, received = stall_then_drain(port, frame(b"r" * 60000))
+check(received < sent, f"a client that stops reading is closed by the idle timeout ({received} of {sent} B came back)")
+other = socket.create_connection(("127.0.0.1", port), timeout=10)
+other.sendall(frame(b"ok"))
+check(read_frame(other) == b"ok", "other connections are still served")
+other.close()
+
+# A second server on a port in use is refused, unless asked to share it.
+second = subprocess.run([server_bin, "--listen", f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=10)
+check(second.returncode == 1 and "Address already in use" in second.stderr and "--reuse-port" in second.stderr,
+      f"a second server on the same port is refused: {second.stderr.strip()}")
+sharer = subprocess.Popen([server_bin, "--listen", f"127.0.0.1:{port}", "--reuse-port"], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+check(sharer.stdout.readline().startswith(f"listening on 127.0.0.1:{port}"), "--reuse-port shares the port")
+rc, _ = stop(sharer)
+check(rc == 0, f"the sharing server exits 0 (got {rc})")
+warm.close()
+rc, _ = stop(p)
+check(rc == 0, f"SIGTERM exits 0 (got {rc})")
+
+for args, want in ((["--bogus", "1"], "--bogus: unknown flag"), (["--listen"], "--listen: missing value"),
+                   (["--max-frame", "big"], '--max-frame: not a valid value: "big"')):
+    bad = subprocess.run([server_bin, *args], capture_output=True, text=True, timeout=10)
+    check(bad.returncode == 2 and want in bad.stderr, f"{' '.join(args)}: {bad.stderr.splitlines()[0] if bad.stderr else ''}")
 
 refused = subprocess.run([client_bin, "--target", f"127.0.0.1:{port}", "--frames", "1"], capture_output=True,
                          text=True, timeout=30)

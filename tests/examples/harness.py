@@ -1,8 +1,10 @@
 """Shared by the example-server tests: start a server binary on a free loopback port, stop it by PID,
 and record checks."""
 import signal
+import socket
 import subprocess
 import sys
+import time
 
 failures = []
 
@@ -37,6 +39,32 @@ def stop(p):
     p.send_signal(signal.SIGTERM)
     rc = wait(p)
     return rc, p.stderr.read()
+
+
+def stall_then_drain(port, chunk, stall_s=4.0):
+    """Sends `chunk` again and again for stall_s seconds without reading a byte, then reads until the end of
+    the stream. Returns (sent, received): a server whose write deadline closed the stalled connection sent
+    back less than it was sent (one without would echo everything once the client reads)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(0.5)
+    sent, until = 0, time.monotonic() + stall_s
+    while time.monotonic() < until:
+        try:
+            sent += s.send(chunk)
+        except (socket.timeout, TimeoutError):
+            pass
+        except OSError:
+            break
+    received, until = 0, time.monotonic() + 15
+    s.settimeout(5)
+    try:
+        while time.monotonic() < until and (data := s.recv(1 << 20)):
+            received += len(data)
+    except OSError:
+        pass
+    s.close()
+    return sent, received
 
 
 def finish():

@@ -88,7 +88,11 @@ TEST(Tcp, ThousandConcurrentConnectionsOverReuseportListeners) {
   // One listener per reactor on the same port: the kernel spreads connections between them.
   auto first = TcpListener::bind(loopback_any_port(), {.reuseport = true});
   ASSERT_TRUE(first) << first.error().message();
-  auto second = TcpListener::bind(first->local_address(), {.reuseport = true});
+  auto refused = TcpListener::bind(first->local_address(), {.reuseport = true});
+  ASSERT_FALSE(refused);  // sharing is asked for, never implied
+  EXPECT_EQ(refused.error().code, EADDRINUSE);
+  EXPECT_NE(refused.error().message().find("share_port"), std::string::npos) << refused.error().message();
+  auto second = TcpListener::bind(first->local_address(), {.reuseport = true, .share_port = true});
   ASSERT_TRUE(second) << second.error().message();
   Runtime rt({.reactors = 2});
   int ok = rt.run([&]() -> task<int> {
