@@ -3,10 +3,10 @@
 //   build/release/bench/net-bench
 #include <benchmark/benchmark.h>
 
-#include "net/recv_stream.hpp"
-#include "net/tcp_listener.hpp"
-#include "runtime/runtime.hpp"
-#include "runtime/time.hpp"
+#include "corio/net/recv_stream.hpp"
+#include "corio/net/tcp_listener.hpp"
+#include "corio/runtime/runtime.hpp"
+#include "corio/runtime/time.hpp"
 
 namespace {
 

@@ -8,13 +8,13 @@
 #include <cstring>
 #include <vector>
 
-#include "runtime/channel.hpp"
-#include "runtime/nop.hpp"
-#include "runtime/runtime.hpp"
-#include "runtime/sharded.hpp"
-#include "runtime/task_scope.hpp"
-#include "runtime/time.hpp"
-#include "runtime/when_all.hpp"
+#include "corio/runtime/channel.hpp"
+#include "corio/runtime/nop.hpp"
+#include "corio/runtime/runtime.hpp"
+#include "corio/runtime/sharded.hpp"
+#include "corio/runtime/task_scope.hpp"
+#include "corio/runtime/time.hpp"
+#include "corio/runtime/when_all.hpp"
 
 namespace {
 

@@ -5,9 +5,9 @@
 //   build/release/bench/tls-bench
 #include <benchmark/benchmark.h>
 
-#include "net/tcp_listener.hpp"
-#include "runtime/runtime.hpp"
-#include "tls/stream.hpp"
+#include "corio/net/tcp_listener.hpp"
+#include "corio/runtime/runtime.hpp"
+#include "corio/tls/stream.hpp"
 
 namespace {
 

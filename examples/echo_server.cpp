@@ -3,7 +3,7 @@
 // Connections beyond --max-conns are closed at once; a connection silent for --idle-timeout, or that
 // stops reading its echo for that long, is closed (slowloris, stalled readers); SIGINT/SIGTERM stops accepting, lets connections finish (--drain-timeout) and exits 0.
 #include "examples/server_main.hpp"
-#include "net/recv_stream.hpp"
+#include "corio/net/recv_stream.hpp"
 
 using corio::Clock;
 using corio::task;

@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-#include "runtime/backend.hpp"
+#include "corio/runtime/backend.hpp"
 
 namespace corio::examples {
 

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "examples/server_main.hpp"
-#include "net/framing.hpp"
+#include "corio/net/framing.hpp"
 
 using corio::Clock;
 using corio::task;

@@ -8,9 +8,9 @@
 #include <vector>
 
 #include "examples/flags.hpp"
-#include "net/buffered.hpp"
-#include "runtime/runtime.hpp"
-#include "runtime/when_all.hpp"
+#include "corio/net/buffered.hpp"
+#include "corio/runtime/runtime.hpp"
+#include "corio/runtime/when_all.hpp"
 
 using namespace corio;
 using namespace corio::net;

@@ -20,8 +20,8 @@
 
 #include "examples/flags.hpp"
 #include "examples/server_main.hpp"
-#include "net/buffered.hpp"
-#include "runtime/sharded.hpp"
+#include "corio/net/buffered.hpp"
+#include "corio/runtime/sharded.hpp"
 
 using corio::Clock;
 using corio::task;

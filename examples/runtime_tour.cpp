@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "runtime/nop.hpp"
-#include "runtime/runtime.hpp"
-#include "runtime/time.hpp"
+#include "corio/runtime/nop.hpp"
+#include "corio/runtime/runtime.hpp"
+#include "corio/runtime/time.hpp"
 
 using namespace std::chrono_literals;
 using corio::Clock;

@@ -14,10 +14,10 @@
 #include <optional>
 #include <vector>
 
-#include "net/server.hpp"
-#include "runtime/read.hpp"
-#include "runtime/runtime.hpp"
-#include "runtime/task_scope.hpp"
+#include "corio/net/server.hpp"
+#include "corio/runtime/read.hpp"
+#include "corio/runtime/runtime.hpp"
+#include "corio/runtime/task_scope.hpp"
 
 namespace corio::examples {
 

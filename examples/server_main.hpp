@@ -9,9 +9,9 @@
 #include <vector>
 #include <string>
 
-#include "net/tcp_stream.hpp"
-#include "runtime/backend.hpp"
-#include "runtime/task.hpp"
+#include "corio/net/tcp_stream.hpp"
+#include "corio/runtime/backend.hpp"
+#include "corio/runtime/task.hpp"
 
 namespace corio::examples {
 

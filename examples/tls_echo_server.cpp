@@ -12,7 +12,7 @@
 
 #include "examples/flags.hpp"
 #include "examples/server_main.hpp"
-#include "tls/stream.hpp"
+#include "corio/tls/stream.hpp"
 
 using corio::Clock;
 using corio::task;

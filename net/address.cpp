@@ -1,4 +1,4 @@
-#include "net/address.hpp"
+#include "corio/net/address.hpp"
 
 #include <arpa/inet.h>
 

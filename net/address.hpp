@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "net/error.hpp"
+#include "corio/net/error.hpp"
 
 namespace corio::net {
 

@@ -1,4 +1,4 @@
-#include "net/buffered.hpp"
+#include "corio/net/buffered.hpp"
 
 #include <algorithm>
 #include <cstring>

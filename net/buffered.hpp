@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "net/tcp_stream.hpp"
+#include "corio/net/tcp_stream.hpp"
 
 namespace corio::net {
 

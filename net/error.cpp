@@ -1,4 +1,4 @@
-#include "net/error.hpp"
+#include "corio/net/error.hpp"
 
 #include <cstdlib>
 #include <cstring>

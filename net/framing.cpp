@@ -1,4 +1,4 @@
-#include "net/framing.hpp"
+#include "corio/net/framing.hpp"
 
 #include <algorithm>
 #include <string>

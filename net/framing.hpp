@@ -10,7 +10,7 @@
 #include <span>
 #include <vector>
 
-#include "net/buffered.hpp"
+#include "corio/net/buffered.hpp"
 
 namespace corio::net {
 

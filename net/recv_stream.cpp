@@ -1,4 +1,4 @@
-#include "net/recv_stream.hpp"
+#include "corio/net/recv_stream.hpp"
 
 #include <liburing.h>
 #include <sys/epoll.h>
@@ -6,7 +6,7 @@
 
 #include <new>
 
-#include "runtime/reactor.hpp"
+#include "corio/runtime/reactor.hpp"
 
 namespace corio::net {
 

@@ -22,10 +22,10 @@
 #include <memory>
 #include <vector>
 
-#include "net/error.hpp"
-#include "net/tcp_stream.hpp"
-#include "runtime/buffer_pool.hpp"
-#include "runtime/operation.hpp"
+#include "corio/net/error.hpp"
+#include "corio/net/tcp_stream.hpp"
+#include "corio/runtime/buffer_pool.hpp"
+#include "corio/runtime/operation.hpp"
 
 namespace corio::net {
 

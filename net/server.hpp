@@ -16,11 +16,11 @@
 #include <cstdint>
 #include <cstdio>
 
-#include "net/connection_limiter.hpp"
-#include "net/tcp_listener.hpp"
-#include "runtime/reactor.hpp"
-#include "runtime/task_scope.hpp"
-#include "runtime/time.hpp"
+#include "corio/net/connection_limiter.hpp"
+#include "corio/net/tcp_listener.hpp"
+#include "corio/runtime/reactor.hpp"
+#include "corio/runtime/task_scope.hpp"
+#include "corio/runtime/time.hpp"
 
 namespace corio::net {
 

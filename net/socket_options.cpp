@@ -1,4 +1,4 @@
-#include "net/socket_options.hpp"
+#include "corio/net/socket_options.hpp"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>

@@ -6,7 +6,7 @@
 #include <chrono>
 #include <optional>
 
-#include "net/error.hpp"
+#include "corio/net/error.hpp"
 
 namespace corio::net {
 

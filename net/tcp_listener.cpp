@@ -1,10 +1,10 @@
-#include "net/tcp_listener.hpp"
+#include "corio/net/tcp_listener.hpp"
 
 #include <liburing.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include "runtime/reactor.hpp"
+#include "corio/runtime/reactor.hpp"
 
 namespace corio::net {
 

@@ -5,11 +5,11 @@
 #pragma once
 #include <deque>
 
-#include "net/address.hpp"
-#include "net/error.hpp"
-#include "net/socket_options.hpp"
-#include "net/tcp_stream.hpp"
-#include "runtime/operation.hpp"
+#include "corio/net/address.hpp"
+#include "corio/net/error.hpp"
+#include "corio/net/socket_options.hpp"
+#include "corio/net/tcp_stream.hpp"
+#include "corio/runtime/operation.hpp"
 
 namespace corio::net {
 

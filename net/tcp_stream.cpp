@@ -1,12 +1,12 @@
-#include "net/tcp_stream.hpp"
+#include "corio/net/tcp_stream.hpp"
 
 #include <liburing.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "runtime/reactor.hpp"
-#include "runtime/uring_flags.hpp"
+#include "corio/runtime/reactor.hpp"
+#include "corio/runtime/uring_flags.hpp"
 
 namespace corio::net {
 

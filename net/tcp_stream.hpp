@@ -11,12 +11,12 @@
 #include <optional>
 #include <span>
 
-#include "net/address.hpp"
-#include "net/error.hpp"
-#include "net/socket_options.hpp"
-#include "runtime/fixed_buffers.hpp"
-#include "runtime/operation.hpp"
-#include "runtime/task.hpp"
+#include "corio/net/address.hpp"
+#include "corio/net/error.hpp"
+#include "corio/net/socket_options.hpp"
+#include "corio/runtime/fixed_buffers.hpp"
+#include "corio/runtime/operation.hpp"
+#include "corio/runtime/task.hpp"
 
 namespace corio::net {
 

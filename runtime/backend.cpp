@@ -1,6 +1,6 @@
 // Backend selection: an explicit choice, else CORIO_BACKEND, else io_uring when the kernel allows it and
 // epoll otherwise, with one notice on stderr giving io_uring_setup's error.
-#include "runtime/backend.hpp"
+#include "corio/runtime/backend.hpp"
 
 #include <cstdio>
 #include <cstdlib>

@@ -9,8 +9,8 @@
 #include <string>
 #include <string_view>
 
-#include "runtime/buffer_pool.hpp"
-#include "runtime/fixed_buffers.hpp"
+#include "corio/runtime/buffer_pool.hpp"
+#include "corio/runtime/fixed_buffers.hpp"
 
 namespace corio {
 

@@ -1,4 +1,4 @@
-#include "runtime/blocking_pool.hpp"
+#include "corio/runtime/blocking_pool.hpp"
 
 namespace corio {
 

@@ -1,4 +1,4 @@
-#include "runtime/buffer_pool.hpp"
+#include "corio/runtime/buffer_pool.hpp"
 
 #include <algorithm>
 #include <stdexcept>

@@ -1,7 +1,7 @@
-#include "runtime/cancel_hook.hpp"
+#include "corio/runtime/cancel_hook.hpp"
 
-#include "runtime/message.hpp"
-#include "runtime/reactor.hpp"
+#include "corio/runtime/message.hpp"
+#include "corio/runtime/reactor.hpp"
 
 namespace corio {
 

@@ -23,7 +23,7 @@
 #include <type_traits>
 #include <utility>
 
-#include "runtime/waiter.hpp"
+#include "corio/runtime/waiter.hpp"
 
 namespace corio {
 

@@ -12,8 +12,8 @@
 #include <utility>
 #include <variant>
 
-#include "runtime/task.hpp"
-#include "runtime/waiter.hpp"
+#include "corio/runtime/task.hpp"
+#include "corio/runtime/waiter.hpp"
 
 namespace corio::detail {
 

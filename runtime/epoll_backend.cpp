@@ -15,8 +15,8 @@
 #include <utility>
 #include <vector>
 
-#include "runtime/backend.hpp"
-#include "runtime/operation.hpp"
+#include "corio/runtime/backend.hpp"
+#include "corio/runtime/operation.hpp"
 
 namespace corio {
 

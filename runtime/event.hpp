@@ -7,7 +7,7 @@
 #include <coroutine>
 #include <system_error>
 
-#include "runtime/waiter.hpp"
+#include "corio/runtime/waiter.hpp"
 
 namespace corio {
 

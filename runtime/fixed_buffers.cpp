@@ -1,4 +1,4 @@
-#include "runtime/fixed_buffers.hpp"
+#include "corio/runtime/fixed_buffers.hpp"
 
 namespace corio {
 

@@ -2,7 +2,7 @@
 // lock in FIFO order; lock() ends with ECANCELED (not locked) when its task is stopped first, ETIMEDOUT at its deadline.
 //   if (auto ec = co_await m.lock(); !ec) { std::lock_guard g(m, std::adopt_lock); co_await update(); }
 #pragma once
-#include "runtime/semaphore.hpp"
+#include "corio/runtime/semaphore.hpp"
 
 namespace corio {
 

@@ -1,4 +1,4 @@
-#include "runtime/nop.hpp"
+#include "corio/runtime/nop.hpp"
 
 #include <liburing.h>
 

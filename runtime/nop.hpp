@@ -1,7 +1,7 @@
 // nop(): a kernel round trip that does nothing (IORING_OP_NOP). Measures the cost of the operation path
 // itself, and is the smallest example of an Operation.
 #pragma once
-#include "runtime/operation.hpp"
+#include "corio/runtime/operation.hpp"
 
 namespace corio {
 

@@ -1,10 +1,10 @@
-#include "runtime/operation.hpp"
+#include "corio/runtime/operation.hpp"
 
 #include <unistd.h>
 
 #include <cerrno>
 
-#include "runtime/reactor.hpp"
+#include "corio/runtime/reactor.hpp"
 
 namespace corio {
 

@@ -33,9 +33,9 @@
 #include <type_traits>
 #include <utility>
 
-#include "runtime/cancel_hook.hpp"
-#include "runtime/task.hpp"
-#include "runtime/timer_queue.hpp"
+#include "corio/runtime/cancel_hook.hpp"
+#include "corio/runtime/task.hpp"
+#include "corio/runtime/timer_queue.hpp"
 
 struct io_uring_sqe;
 

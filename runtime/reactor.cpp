@@ -1,4 +1,4 @@
-#include "runtime/reactor.hpp"
+#include "corio/runtime/reactor.hpp"
 
 #include <cstdio>
 #include <exception>

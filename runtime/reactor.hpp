@@ -9,10 +9,10 @@
 #include <memory>
 #include <vector>
 
-#include "runtime/backend.hpp"
-#include "runtime/message.hpp"
-#include "runtime/task.hpp"
-#include "runtime/timer_queue.hpp"
+#include "corio/runtime/backend.hpp"
+#include "corio/runtime/message.hpp"
+#include "corio/runtime/task.hpp"
+#include "corio/runtime/timer_queue.hpp"
 
 namespace corio {
 

@@ -1,4 +1,4 @@
-#include "runtime/read.hpp"
+#include "corio/runtime/read.hpp"
 
 #include <poll.h>
 #include <sys/stat.h>

@@ -3,7 +3,7 @@
 #pragma once
 #include <span>
 
-#include "runtime/operation.hpp"
+#include "corio/runtime/operation.hpp"
 
 namespace corio {
 

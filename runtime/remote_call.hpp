@@ -14,10 +14,10 @@
 #include <utility>
 #include <variant>
 
-#include "runtime/cancel_hook.hpp"
-#include "runtime/message.hpp"
-#include "runtime/reactor.hpp"
-#include "runtime/timer_queue.hpp"
+#include "corio/runtime/cancel_hook.hpp"
+#include "corio/runtime/message.hpp"
+#include "corio/runtime/reactor.hpp"
+#include "corio/runtime/timer_queue.hpp"
 
 namespace corio::detail {
 

@@ -1,4 +1,4 @@
-#include "runtime/runtime.hpp"
+#include "corio/runtime/runtime.hpp"
 
 #include <pthread.h>
 #include <sched.h>

@@ -11,11 +11,11 @@
 #include <thread>
 #include <vector>
 
-#include "runtime/backend.hpp"
-#include "runtime/blocking_pool.hpp"
-#include "runtime/reactor.hpp"
-#include "runtime/remote_call.hpp"
-#include "runtime/task.hpp"
+#include "corio/runtime/backend.hpp"
+#include "corio/runtime/blocking_pool.hpp"
+#include "corio/runtime/reactor.hpp"
+#include "corio/runtime/remote_call.hpp"
+#include "corio/runtime/task.hpp"
 
 namespace corio {
 

@@ -11,7 +11,7 @@
 #include <cstddef>
 #include <system_error>
 
-#include "runtime/waiter.hpp"
+#include "corio/runtime/waiter.hpp"
 
 namespace corio {
 

@@ -17,8 +17,8 @@
 #include <utility>
 #include <vector>
 
-#include "runtime/runtime.hpp"
-#include "runtime/when_all.hpp"
+#include "corio/runtime/runtime.hpp"
+#include "corio/runtime/when_all.hpp"
 
 namespace corio {
 

@@ -11,7 +11,7 @@
 #include <type_traits>
 #include <utility>
 
-#include "runtime/frame_allocator.hpp"
+#include "corio/runtime/frame_allocator.hpp"
 
 namespace corio {
 

@@ -1,8 +1,8 @@
-#include "runtime/task_scope.hpp"
+#include "corio/runtime/task_scope.hpp"
 
 #include <stdexcept>
 
-#include "runtime/reactor.hpp"
+#include "corio/runtime/reactor.hpp"
 
 namespace corio {
 

@@ -19,7 +19,7 @@
 #include <stdexcept>
 #include <stop_token>
 
-#include "runtime/child_task.hpp"
+#include "corio/runtime/child_task.hpp"
 
 namespace corio {
 

@@ -1,6 +1,6 @@
-#include "runtime/time.hpp"
+#include "corio/runtime/time.hpp"
 
-#include "runtime/reactor.hpp"
+#include "corio/runtime/reactor.hpp"
 
 namespace corio {
 

@@ -9,9 +9,9 @@
 #include <stop_token>
 #include <system_error>
 
-#include "runtime/cancel_hook.hpp"
-#include "runtime/task.hpp"
-#include "runtime/timer_queue.hpp"
+#include "corio/runtime/cancel_hook.hpp"
+#include "corio/runtime/task.hpp"
+#include "corio/runtime/timer_queue.hpp"
 
 namespace corio {
 

@@ -1,4 +1,4 @@
-#include "runtime/timer_queue.hpp"
+#include "corio/runtime/timer_queue.hpp"
 
 namespace corio {
 

@@ -16,9 +16,9 @@
 #include <deque>
 #include <vector>
 
-#include "runtime/backend.hpp"
-#include "runtime/operation.hpp"
-#include "runtime/uring_flags.hpp"
+#include "corio/runtime/backend.hpp"
+#include "corio/runtime/operation.hpp"
+#include "corio/runtime/uring_flags.hpp"
 
 namespace corio {
 

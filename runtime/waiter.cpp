@@ -1,7 +1,7 @@
-#include "runtime/waiter.hpp"
+#include "corio/runtime/waiter.hpp"
 
-#include "runtime/message.hpp"
-#include "runtime/reactor.hpp"
+#include "corio/runtime/message.hpp"
+#include "corio/runtime/reactor.hpp"
 
 namespace corio::detail {
 

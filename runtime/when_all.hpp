@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include "runtime/child_task.hpp"
+#include "corio/runtime/child_task.hpp"
 
 namespace corio {
 

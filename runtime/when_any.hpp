@@ -13,7 +13,7 @@
 #include <variant>
 #include <vector>
 
-#include "runtime/child_task.hpp"
+#include "corio/runtime/child_task.hpp"
 
 namespace corio {
 

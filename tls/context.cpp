@@ -1,4 +1,4 @@
-#include "tls/context.hpp"
+#include "corio/tls/context.hpp"
 
 #include <openssl/core_names.h>
 #include <openssl/err.h>
@@ -21,9 +21,9 @@
 #include <set>
 #include <utility>
 
-#include "tls/context_state.hpp"
-#include "tls/kernel_tls.hpp"
-#include "tls/traffic_keys.hpp"
+#include "corio/tls/context_state.hpp"
+#include "corio/tls/kernel_tls.hpp"
+#include "corio/tls/traffic_keys.hpp"
 
 namespace corio::tls {
 

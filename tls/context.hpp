@@ -16,7 +16,7 @@
 
 #include <openssl/types.h>
 
-#include "net/error.hpp"
+#include "corio/net/error.hpp"
 
 namespace corio::tls {
 

@@ -13,7 +13,7 @@
 #include <set>
 #include <string>
 
-#include "tls/context.hpp"
+#include "corio/tls/context.hpp"
 
 namespace corio::tls {
 

@@ -1,4 +1,4 @@
-#include "tls/kernel_tls.hpp"
+#include "corio/tls/kernel_tls.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

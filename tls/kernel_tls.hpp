@@ -14,8 +14,8 @@
 #include <span>
 #include <string>
 
-#include "net/error.hpp"
-#include "tls/traffic_keys.hpp"
+#include "corio/net/error.hpp"
+#include "corio/tls/traffic_keys.hpp"
 
 namespace corio::tls::kernel_tls {
 

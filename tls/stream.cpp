@@ -1,4 +1,4 @@
-#include "tls/stream.hpp"
+#include "corio/tls/stream.hpp"
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -12,10 +12,10 @@
 #include <optional>
 #include <vector>
 
-#include "runtime/operation.hpp"
-#include "tls/context_state.hpp"
-#include "tls/kernel_tls.hpp"
-#include "tls/traffic_keys.hpp"
+#include "corio/runtime/operation.hpp"
+#include "corio/tls/context_state.hpp"
+#include "corio/tls/kernel_tls.hpp"
+#include "corio/tls/traffic_keys.hpp"
 
 namespace corio::tls {
 

@@ -18,11 +18,11 @@
 #include <string>
 #include <string_view>
 
-#include "net/error.hpp"
-#include "net/tcp_stream.hpp"
-#include "runtime/task.hpp"
-#include "runtime/timer_queue.hpp"
-#include "tls/context.hpp"
+#include "corio/net/error.hpp"
+#include "corio/net/tcp_stream.hpp"
+#include "corio/runtime/task.hpp"
+#include "corio/runtime/timer_queue.hpp"
+#include "corio/tls/context.hpp"
 
 namespace corio::tls {
 

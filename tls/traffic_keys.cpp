@@ -1,4 +1,4 @@
-#include "tls/traffic_keys.hpp"
+#include "corio/tls/traffic_keys.hpp"
 
 #include <openssl/core_names.h>
 #include <openssl/kdf.h>
@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "tls/context.hpp"
+#include "corio/tls/context.hpp"
 
 namespace corio::tls {
 namespace {

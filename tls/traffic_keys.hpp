@@ -13,7 +13,7 @@
 #include <array>
 #include <cstdint>
 
-#include "net/error.hpp"
+#include "corio/net/error.hpp"
 
 namespace corio::tls {
 

@@ -21,12 +21,12 @@
 #include <vector>
 
 #include "examples/flags.hpp"
-#include "net/address.hpp"
-#include "net/recv_stream.hpp"
-#include "net/tcp_stream.hpp"
-#include "runtime/runtime.hpp"
-#include "runtime/time.hpp"
-#include "tls/stream.hpp"
+#include "corio/net/address.hpp"
+#include "corio/net/recv_stream.hpp"
+#include "corio/net/tcp_stream.hpp"
+#include "corio/runtime/runtime.hpp"
+#include "corio/runtime/time.hpp"
+#include "corio/tls/stream.hpp"
 #include "tools/http_response.hpp"
 #include "tools/latency_histogram.hpp"
 

@@ -13,9 +13,9 @@
 #include <fstream>
 #include <string>
 
-#include "runtime/backend.hpp"
-#include "runtime/runtime.hpp"
-#include "tls/context.hpp"
+#include "corio/runtime/backend.hpp"
+#include "corio/runtime/runtime.hpp"
+#include "corio/tls/context.hpp"
 
 namespace {
 

@@ -4,11 +4,11 @@
 
 #include <vector>
 
-#include "net/tcp_listener.hpp"
-#include "runtime/nop.hpp"
-#include "runtime/runtime.hpp"
+#include "corio/net/tcp_listener.hpp"
+#include "corio/runtime/nop.hpp"
+#include "corio/runtime/runtime.hpp"
 #include "tests/fd_count.hpp"
-#include "runtime/time.hpp"
+#include "corio/runtime/time.hpp"
 
 namespace corio::net {
 namespace {

@@ -1,5 +1,5 @@
 // Address parsing: every form a flag may take, and clear errors naming the input.
-#include "net/address.hpp"
+#include "corio/net/address.hpp"
 
 #include <gtest/gtest.h>
 

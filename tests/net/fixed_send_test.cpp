@@ -6,10 +6,10 @@
 #include <cstring>
 #include <string>
 
-#include "net/tcp_listener.hpp"
+#include "corio/net/tcp_listener.hpp"
 #include "tests/net/loopback_pair.hpp"
-#include "runtime/runtime.hpp"
-#include "runtime/time.hpp"
+#include "corio/runtime/runtime.hpp"
+#include "corio/runtime/time.hpp"
 
 namespace corio::net {
 namespace {

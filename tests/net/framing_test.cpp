@@ -1,15 +1,15 @@
 // Framing and buffered I/O over real loopback sockets: frames of every size, zero-length, oversized
 // (refused before allocating), truncated header and body, clean end of stream, read_until, coalescing.
-#include "net/framing.hpp"
+#include "corio/net/framing.hpp"
 
 #include <gtest/gtest.h>
 
 #include <string>
 
-#include "net/tcp_listener.hpp"
+#include "corio/net/tcp_listener.hpp"
 #include "tests/net/loopback_pair.hpp"
-#include "runtime/runtime.hpp"
-#include "runtime/time.hpp"
+#include "corio/runtime/runtime.hpp"
+#include "corio/runtime/time.hpp"
 
 namespace corio::net {
 namespace {

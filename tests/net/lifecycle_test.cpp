@@ -12,14 +12,14 @@
 #include <tuple>
 #include <vector>
 
-#include "net/recv_stream.hpp"
-#include "net/server.hpp"
-#include "net/socket_options.hpp"
-#include "net/tcp_listener.hpp"
-#include "runtime/nop.hpp"
-#include "runtime/read.hpp"
-#include "runtime/runtime.hpp"
-#include "runtime/time.hpp"
+#include "corio/net/recv_stream.hpp"
+#include "corio/net/server.hpp"
+#include "corio/net/socket_options.hpp"
+#include "corio/net/tcp_listener.hpp"
+#include "corio/runtime/nop.hpp"
+#include "corio/runtime/read.hpp"
+#include "corio/runtime/runtime.hpp"
+#include "corio/runtime/time.hpp"
 #include "tests/fd_count.hpp"
 #include "tests/net/loopback_pair.hpp"
 

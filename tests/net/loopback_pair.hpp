@@ -4,7 +4,7 @@
 #include <chrono>
 #include <stdexcept>
 
-#include "net/tcp_listener.hpp"
+#include "corio/net/tcp_listener.hpp"
 
 namespace corio::net::testing {
 

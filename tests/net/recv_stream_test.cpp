@@ -6,11 +6,11 @@
 #include <string>
 #include <vector>
 
-#include "net/recv_stream.hpp"
-#include "net/tcp_listener.hpp"
+#include "corio/net/recv_stream.hpp"
+#include "corio/net/tcp_listener.hpp"
 #include "tests/net/loopback_pair.hpp"
-#include "runtime/runtime.hpp"
-#include "runtime/time.hpp"
+#include "corio/runtime/runtime.hpp"
+#include "corio/runtime/time.hpp"
 
 namespace corio::net {
 namespace {

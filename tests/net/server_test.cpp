@@ -1,5 +1,5 @@
 // serve(): shedding over the limit, surviving EMFILE, and stopping through the stop token.
-#include "net/server.hpp"
+#include "corio/net/server.hpp"
 
 #include <gtest/gtest.h>
 #include <sys/resource.h>
@@ -7,7 +7,7 @@
 
 #include <vector>
 
-#include "runtime/runtime.hpp"
+#include "corio/runtime/runtime.hpp"
 
 namespace corio::net {
 namespace {

@@ -1,5 +1,5 @@
 // Socket-option helpers, each read back with getsockopt on a real socket.
-#include "net/socket_options.hpp"
+#include "corio/net/socket_options.hpp"
 
 #include <gtest/gtest.h>
 #include <netinet/in.h>

@@ -6,10 +6,10 @@
 #include <string>
 #include <vector>
 
-#include "net/tcp_listener.hpp"
-#include "net/tcp_stream.hpp"
-#include "runtime/runtime.hpp"
-#include "runtime/time.hpp"
+#include "corio/net/tcp_listener.hpp"
+#include "corio/net/tcp_stream.hpp"
+#include "corio/runtime/runtime.hpp"
+#include "corio/runtime/time.hpp"
 
 namespace corio::net {
 namespace {

@@ -34,12 +34,12 @@
 #include <utility>
 #include <vector>
 
-#include "net/recv_stream.hpp"
-#include "net/socket_options.hpp"
-#include "net/tcp_listener.hpp"
-#include "net/tcp_stream.hpp"
-#include "runtime/runtime.hpp"
-#include "runtime/time.hpp"
+#include "corio/net/recv_stream.hpp"
+#include "corio/net/socket_options.hpp"
+#include "corio/net/tcp_listener.hpp"
+#include "corio/net/tcp_stream.hpp"
+#include "corio/runtime/runtime.hpp"
+#include "corio/runtime/time.hpp"
 #include "tests/fd_count.hpp"
 
 namespace corio::net {

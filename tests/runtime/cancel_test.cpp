@@ -9,10 +9,10 @@
 #include <cerrno>
 #include <thread>
 
-#include "runtime/nop.hpp"
-#include "runtime/runtime.hpp"
+#include "corio/runtime/nop.hpp"
+#include "corio/runtime/runtime.hpp"
 #include "tests/fd_count.hpp"
-#include "runtime/time.hpp"
+#include "corio/runtime/time.hpp"
 #include "tests/runtime/pipe_ops.hpp"
 
 namespace corio {

@@ -1,6 +1,6 @@
 // Channel (one reactor) and SharedChannel (any reactors): order, the bound, close, stops, awaiters
 // destroyed with an item in hand, and many producers on several reactors delivering every item once.
-#include "runtime/channel.hpp"
+#include "corio/runtime/channel.hpp"
 
 #include <gtest/gtest.h>
 
@@ -10,10 +10,10 @@
 #include <utility>
 #include <vector>
 
-#include "runtime/runtime.hpp"
-#include "runtime/task_scope.hpp"
-#include "runtime/time.hpp"
-#include "runtime/when_all.hpp"
+#include "corio/runtime/runtime.hpp"
+#include "corio/runtime/task_scope.hpp"
+#include "corio/runtime/time.hpp"
+#include "corio/runtime/when_all.hpp"
 
 namespace corio {
 namespace {

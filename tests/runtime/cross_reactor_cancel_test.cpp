@@ -7,8 +7,8 @@
 #include <chrono>
 #include <thread>
 
-#include "runtime/runtime.hpp"
-#include "runtime/time.hpp"
+#include "corio/runtime/runtime.hpp"
+#include "corio/runtime/time.hpp"
 #include "tests/runtime/pipe_ops.hpp"
 
 namespace corio {

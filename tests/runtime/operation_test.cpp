@@ -1,6 +1,6 @@
 // Operations on the real io_uring: NOP round trips, batching past a full SQ, results routed to the right
 // awaiter, deadlines, and the setup-flag negotiation.
-#include "runtime/operation.hpp"
+#include "corio/runtime/operation.hpp"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -13,9 +13,9 @@
 #include <vector>
 
 #include "examples/flags.hpp"
-#include "runtime/nop.hpp"
-#include "runtime/runtime.hpp"
-#include "runtime/time.hpp"
+#include "corio/runtime/nop.hpp"
+#include "corio/runtime/runtime.hpp"
+#include "corio/runtime/time.hpp"
 #include "tests/runtime/pipe_ops.hpp"
 
 namespace corio {

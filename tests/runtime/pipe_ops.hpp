@@ -10,8 +10,8 @@
 #include <cerrno>
 #include <stdexcept>
 
-#include "runtime/operation.hpp"
-#include "runtime/read.hpp"
+#include "corio/runtime/operation.hpp"
+#include "corio/runtime/read.hpp"
 
 namespace corio::testing {
 

@@ -1,5 +1,5 @@
 // Runtime: reactors start, pin and stop; cross-reactor calls; blocking work off the reactors.
-#include "runtime/runtime.hpp"
+#include "corio/runtime/runtime.hpp"
 
 #include <gtest/gtest.h>
 #include <pthread.h>
@@ -11,8 +11,8 @@
 #include <string>
 #include <thread>
 
-#include "runtime/nop.hpp"
-#include "runtime/time.hpp"
+#include "corio/runtime/nop.hpp"
+#include "corio/runtime/time.hpp"
 #include "tests/runtime/pipe_ops.hpp"
 
 namespace corio {

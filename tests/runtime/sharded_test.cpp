@@ -1,6 +1,6 @@
 // Sharded<T>: each shard is built, called and destroyed on its own reactor; a call to the caller's own
 // shard runs inline; map_reduce and invoke_on_all reach every reactor; errors come back to the caller.
-#include "runtime/sharded.hpp"
+#include "corio/runtime/sharded.hpp"
 
 #include <gtest/gtest.h>
 
@@ -9,7 +9,7 @@
 #include <map>
 #include <string>
 
-#include "runtime/time.hpp"
+#include "corio/runtime/time.hpp"
 
 namespace corio {
 namespace {

@@ -6,13 +6,13 @@
 #include <memory>
 #include <vector>
 
-#include "runtime/event.hpp"
-#include "runtime/mutex.hpp"
-#include "runtime/runtime.hpp"
-#include "runtime/semaphore.hpp"
-#include "runtime/task_scope.hpp"
-#include "runtime/time.hpp"
-#include "runtime/when_all.hpp"
+#include "corio/runtime/event.hpp"
+#include "corio/runtime/mutex.hpp"
+#include "corio/runtime/runtime.hpp"
+#include "corio/runtime/semaphore.hpp"
+#include "corio/runtime/task_scope.hpp"
+#include "corio/runtime/time.hpp"
+#include "corio/runtime/when_all.hpp"
 
 namespace corio {
 namespace {

@@ -1,7 +1,7 @@
 // TaskScope: join waits for every child (counted), a stop reaches children blocked in sleeps, socket
 // reads and channel receives, leaving the scope destroys what is left (a read still in the kernel
 // included), and the first exception stops the rest and reaches the parent.
-#include "runtime/task_scope.hpp"
+#include "corio/runtime/task_scope.hpp"
 
 #include <gtest/gtest.h>
 
@@ -9,10 +9,10 @@
 #include <optional>
 #include <stdexcept>
 
-#include "net/tcp_stream.hpp"
-#include "runtime/channel.hpp"
-#include "runtime/runtime.hpp"
-#include "runtime/time.hpp"
+#include "corio/net/tcp_stream.hpp"
+#include "corio/runtime/channel.hpp"
+#include "corio/runtime/runtime.hpp"
+#include "corio/runtime/time.hpp"
 #include "tests/net/loopback_pair.hpp"
 #include "tests/runtime/live_count.hpp"
 

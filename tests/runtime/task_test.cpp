@@ -1,5 +1,5 @@
 // task<T>: laziness, values, exceptions, symmetric transfer, frame lifetime, spawn.
-#include "runtime/task.hpp"
+#include "corio/runtime/task.hpp"
 
 #include <gtest/gtest.h>
 
@@ -7,9 +7,9 @@
 #include <stdexcept>
 #include <string>
 
-#include "runtime/reactor.hpp"
-#include "runtime/runtime.hpp"
-#include "runtime/time.hpp"
+#include "corio/runtime/reactor.hpp"
+#include "corio/runtime/runtime.hpp"
+#include "corio/runtime/time.hpp"
 
 namespace corio {
 namespace {

@@ -1,12 +1,12 @@
 // Timers on a real reactor: sleeps, ordering, with_timeout, and 100,000 pending sleeps.
-#include "runtime/time.hpp"
+#include "corio/runtime/time.hpp"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <vector>
 
-#include "runtime/runtime.hpp"
+#include "corio/runtime/runtime.hpp"
 
 namespace corio {
 namespace {

@@ -1,5 +1,5 @@
 // TimerQueue: ordering, ties, disarm from anywhere in the heap.
-#include "runtime/timer_queue.hpp"
+#include "corio/runtime/timer_queue.hpp"
 
 #include <gtest/gtest.h>
 

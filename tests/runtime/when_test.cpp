@@ -1,17 +1,17 @@
 // when_all and when_any on a real reactor: values, concurrency, the losers stopped and awaited (none
 // outlives the call, counted), exceptions, a stop of the caller, and a real socket read cancelled.
-#include "runtime/when_all.hpp"
-#include "runtime/when_any.hpp"
+#include "corio/runtime/when_all.hpp"
+#include "corio/runtime/when_any.hpp"
 
 #include <gtest/gtest.h>
 
 #include <stdexcept>
 #include <string>
 
-#include "net/tcp_stream.hpp"
-#include "runtime/event.hpp"
-#include "runtime/runtime.hpp"
-#include "runtime/time.hpp"
+#include "corio/net/tcp_stream.hpp"
+#include "corio/runtime/event.hpp"
+#include "corio/runtime/runtime.hpp"
+#include "corio/runtime/time.hpp"
 #include "tests/net/loopback_pair.hpp"
 #include "tests/runtime/live_count.hpp"
 

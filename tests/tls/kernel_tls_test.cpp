@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "memory_pair.hpp"
-#include "tls/kernel_tls.hpp"
+#include "corio/tls/kernel_tls.hpp"
 
 namespace corio::tls {
 namespace {

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "tls/context.hpp"
-#include "tls/traffic_keys.hpp"
+#include "corio/tls/context.hpp"
+#include "corio/tls/traffic_keys.hpp"
 
 namespace corio::tls::testing {
 

@@ -9,10 +9,10 @@
 #include <string>
 #include <vector>
 
-#include "net/tcp_listener.hpp"
-#include "runtime/runtime.hpp"
-#include "runtime/time.hpp"
-#include "tls/stream.hpp"
+#include "corio/net/tcp_listener.hpp"
+#include "corio/runtime/runtime.hpp"
+#include "corio/runtime/time.hpp"
+#include "corio/tls/stream.hpp"
 
 namespace corio::tls {
 namespace {
