@@ -5,6 +5,7 @@
 #include <csignal>
 #include <sys/resource.h>
 
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <system_error>
@@ -59,6 +60,10 @@ Runtime::Runtime(RuntimeOptions options) : blocking_(std::make_unique<BlockingPo
   std::vector<int> cpus = options.cpus.empty() ? affinity_cpus() : options.cpus;
   unsigned n = options.reactors != 0 ? options.reactors : static_cast<unsigned>(cpus.size());
   if (n == 0) throw std::invalid_argument("corio: Runtime needs at least one reactor");
+  if (options.pin && n > cpus.size()) {
+    std::fprintf(stderr, "corio: warning: %u reactors pinned to %zu CPUs: some share a CPU and take turns on it\n", n,
+                 cpus.size());
+  }
   reactors_.resize(n);
   for (unsigned i = 0; i < n; ++i) cpus_.push_back(options.pin ? cpus[i % cpus.size()] : -1);
 

@@ -89,10 +89,33 @@ int cert_verify_cb(X509_STORE_CTX* store, void* arg) {
   return static_cast<ContextState*>(arg)->verified.verify(store);
 }
 
+// A certificate that peers will refuse still loads (a clock can be wrong), but the operator hears of it.
+void warn_if_out_of_date(X509* leaf, const std::string& file) {
+  if (leaf == nullptr) return;
+  auto when = [](const ASN1_TIME* t) {
+    std::string out;
+    if (BIO* b = BIO_new(BIO_s_mem())) {
+      if (ASN1_TIME_print(b, t) == 1) {
+        char* data = nullptr;
+        const long len = BIO_get_mem_data(b, &data);
+        out.assign(data, static_cast<std::size_t>(len));
+      }
+      BIO_free(b);
+    }
+    return out;
+  };
+  if (X509_cmp_current_time(X509_get0_notAfter(leaf)) < 0) {
+    std::fprintf(stderr, "corio: tls: warning: certificate %s expired on %s: peers will refuse it\n", file.c_str(),
+                 when(X509_get0_notAfter(leaf)).c_str());
+  } else if (X509_cmp_current_time(X509_get0_notBefore(leaf)) > 0) {
+    std::fprintf(stderr, "corio: tls: warning: certificate %s is not valid before %s: peers will refuse it\n",
+                 file.c_str(), when(X509_get0_notBefore(leaf)).c_str());
+  }
+}
+
 std::string alpn_wire(const std::vector<std::string>& protocols) {
   std::string wire;
-  for (const std::string& p : protocols) {
-    if (p.empty() || p.size() > 255) continue;
+  for (const std::string& p : protocols) {  // each 1 to 255 bytes (checked by configure)
     wire += static_cast<char>(p.size());
     wire += p;
   }
@@ -367,6 +390,7 @@ Result<void> Context::configure() {
     if (SSL_CTX_use_certificate_chain_file(ctx_, o.cert_file.c_str()) != 1) {
       return tls_error(EINVAL, "certificate chain " + o.cert_file + ": " + openssl_errors());
     }
+    warn_if_out_of_date(SSL_CTX_get0_certificate(ctx_), o.cert_file);
     // Read the key ourselves: "cannot decrypt" and "not this certificate's key" are different mistakes.
     std::string password = o.key_password;
     EVP_PKEY* key = nullptr;
@@ -398,6 +422,12 @@ Result<void> Context::configure() {
     SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER | (server_ ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0), nullptr);
     state_->verified.set_limit(o.verify_cache_size);
     SSL_CTX_set_cert_verify_callback(ctx_, cert_verify_cb, state_.get());
+  }
+  for (const std::string& p : o.alpn) {
+    if (p.empty() || p.size() > 255) {
+      return tls_error(EINVAL, "ALPN protocol \"" + p.substr(0, 32) + (p.size() > 32 ? "...\"" : "\"") + " is " +
+                                   std::to_string(p.size()) + " bytes: a name must be 1 to 255 bytes");
+    }
   }
   state_->alpn_wire = alpn_wire(o.alpn);
   if (server_) {

@@ -2,6 +2,7 @@
 """Drives the echo-server binary from Python's standard sockets (a client not written with corio):
 echo of 1 B .. 1 MiB, --max-conns shedding, --idle-timeout, and SIGTERM with a connection open (what was
 echoed arrives in full, then the server exits 0).   usage: echo_server_test.py path/to/echo-server"""
+import os
 import signal
 import socket
 import subprocess
@@ -89,6 +90,14 @@ check(refused, "a new connection during the drain is refused (the listeners are 
 busy.close()
 rc = wait(p)
 check(rc == 0, f"graceful shutdown with a connection open exits 0 (got {rc})")
+
+# More reactors than CPUs: a warning, then it serves.
+many = len(os.sched_getaffinity(0)) + 2
+p, port = start("--reactors", str(many))
+with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+    check(echo(s, b"many") == b"many", f"--reactors {many} serves")
+rc, err = stop(p)
+check(rc == 0 and f"{many} reactors pinned to" in err, f"--reactors beyond the CPUs is warned about: {err.splitlines()[0]}")
 
 # Bad flags: clear errors, exit 2.
 bad = subprocess.run([server_bin, "--listen", "127.0.0.1:99999"], capture_output=True, text=True, timeout=10)

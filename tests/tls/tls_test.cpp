@@ -291,6 +291,25 @@ TEST(Tls, ContextErrorsNameTheFileAndTheReason) {
   auto ciphers = Context::client({.ciphers = "NO-SUCH-CIPHER", .ciphersuites = ""});
   ASSERT_FALSE(ciphers);
   EXPECT_NE(ciphers.error().message().find("cipher list"), std::string::npos) << ciphers.error().message();
+  auto alpn = Context::server({.cert_file = cert("server.pem"), .key_file = cert("server.key"),
+                               .alpn = {"h2", std::string(300, 'x')}});
+  ASSERT_FALSE(alpn);
+  EXPECT_NE(alpn.error().message().find("is 300 bytes: a name must be 1 to 255 bytes"), std::string::npos)
+      << alpn.error().message();
+  EXPECT_FALSE(Context::client({.alpn = {""}}));
+}
+
+TEST(Tls, AnExpiredCertificateLoadsWithAWarning) {
+  ::testing::internal::CaptureStderr();
+  auto expired = Context::server({.cert_file = cert("expired.pem"), .key_file = cert("expired.key")});
+  const std::string warned = ::testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(expired) << (expired ? "" : expired.error().message());
+  EXPECT_NE(warned.find("certificate " + cert("expired.pem") + " expired on"), std::string::npos) << warned;
+  EXPECT_NE(warned.find("2020"), std::string::npos) << warned;
+  ::testing::internal::CaptureStderr();
+  auto fine = Context::server({.cert_file = cert("server.pem"), .key_file = cert("server.key")});
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
+  EXPECT_TRUE(fine);
 }
 
 // Each bad handshake fails on its own connection with a reason, and the server serves the next client.
