@@ -17,6 +17,7 @@
 #include <cstdio>
 
 #include "corio/net/connection_limiter.hpp"
+#include "corio/runtime/log.hpp"
 #include "corio/net/tcp_listener.hpp"
 #include "corio/runtime/reactor.hpp"
 #include "corio/runtime/task_scope.hpp"
@@ -58,12 +59,14 @@ task<void> serve(const TcpListener& listener, Handler& handler, ConnectionLimite
       if (code == ECANCELED) break;  // stopped, or the listener closed
       if (code == EMFILE || code == ENFILE) {
         counters.out_of_descriptors.fetch_add(1, std::memory_order_relaxed);
+        log::limited(log::Level::error, "accept EMFILE", std::chrono::seconds(10), "%s; waiting for connections to close",
+                     conn.error().message().c_str());
         co_await sleep_for(milliseconds(10));  // let connections close
         continue;
       }
       counters.accept_errors.fetch_add(1, std::memory_order_relaxed);
       if (backoff.count() == 0) {
-        std::fprintf(stderr, "corio: %s; backing off while it persists\n", conn.error().message().c_str());
+        log::write(log::Level::error, "%s; backing off while it persists", conn.error().message().c_str());
       }
       backoff = std::clamp(backoff * 2, milliseconds(1), milliseconds(1000));
       co_await sleep_for(backoff);

@@ -9,6 +9,8 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "corio/runtime/log.hpp"
+
 namespace corio {
 
 std::optional<BackendOptions::Kind> parse_backend_kind(std::string_view name) {
@@ -61,7 +63,7 @@ std::unique_ptr<Backend> make_backend(const BackendOptions& options) {
     return make_uring_backend(options);
   } catch (const std::system_error& e) {
     static std::once_flag noticed;
-    std::call_once(noticed, [&] { std::fprintf(stderr, "corio: io_uring unavailable (%s); using epoll\n", e.what()); });
+    std::call_once(noticed, [&] { log::write(log::Level::warning, "io_uring unavailable (%s); using epoll", e.what()); });
     return make_epoll_backend(options);
   }
 }

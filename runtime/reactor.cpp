@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <exception>
 
+#include "corio/runtime/log.hpp"
+
 namespace corio {
 
 namespace {
@@ -28,9 +30,9 @@ void detail::report_escaped(const std::exception_ptr& e, const char* what) noexc
   try {
     std::rethrow_exception(e);
   } catch (const std::exception& ex) {
-    std::fprintf(stderr, "corio: reactor %u: %s ended with exception: %s\n", id, what, ex.what());
+    log::write(log::Level::error, "reactor %u: %s ended with exception: %s", id, what, ex.what());
   } catch (...) {
-    std::fprintf(stderr, "corio: reactor %u: %s ended with a non-std exception\n", id, what);
+    log::write(log::Level::error, "reactor %u: %s ended with a non-std exception", id, what);
   }
 }
 

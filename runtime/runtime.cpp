@@ -10,6 +10,8 @@
 #include <string>
 #include <system_error>
 
+#include "corio/runtime/log.hpp"
+
 namespace corio {
 
 namespace {
@@ -61,8 +63,8 @@ Runtime::Runtime(RuntimeOptions options) : blocking_(std::make_unique<BlockingPo
   unsigned n = options.reactors != 0 ? options.reactors : static_cast<unsigned>(cpus.size());
   if (n == 0) throw std::invalid_argument("corio: Runtime needs at least one reactor");
   if (options.pin && n > cpus.size()) {
-    std::fprintf(stderr, "corio: warning: %u reactors pinned to %zu CPUs: some share a CPU and take turns on it\n", n,
-                 cpus.size());
+    log::write(log::Level::warning, "%u reactors pinned to %zu CPUs: some share a CPU and take turns on it", n,
+               cpus.size());
   }
   reactors_.resize(n);
   for (unsigned i = 0; i < n; ++i) cpus_.push_back(options.pin ? cpus[i % cpus.size()] : -1);

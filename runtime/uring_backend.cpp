@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "corio/runtime/backend.hpp"
+#include "corio/runtime/log.hpp"
 #include "corio/runtime/operation.hpp"
 #include "corio/runtime/uring_flags.hpp"
 
@@ -111,7 +112,7 @@ class RegisteredBuffers final : public FixedBuffers {
                  ": raise it (ulimit -l, systemd LimitMEMLOCK=) or register fewer buffers (FixedBufferOptions)";
     }
     static std::once_flag reported;
-    std::call_once(reported, [&] { std::fprintf(stderr, "corio: fixed buffers %s; using them unregistered\n", status_.c_str()); });
+    std::call_once(reported, [&] { log::write(log::Level::warning, "fixed buffers %s; using them unregistered", status_.c_str()); });
   }
   io_uring* ring_;
 };
@@ -226,8 +227,7 @@ class UringBackend final : public Backend {
       ++stats_.waits;
       int ret = io_uring_submit_and_wait(&ring_, 1);
       if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
-        std::fprintf(stderr, "corio: io_uring_submit_and_wait while abandoning an operation: %s\n",
-                     std::strerror(-ret));
+        log::write(log::Level::error, "io_uring_submit_and_wait while abandoning an operation: %s", std::strerror(-ret));
         std::abort();  // returning would let the kernel write into freed memory
       }
       bool last = false;

@@ -24,6 +24,7 @@
 #include "corio/tls/context_state.hpp"
 #include "corio/tls/kernel_tls.hpp"
 #include "corio/tls/traffic_keys.hpp"
+#include "corio/runtime/log.hpp"
 
 namespace corio::tls {
 
@@ -105,11 +106,11 @@ void warn_if_out_of_date(X509* leaf, const std::string& file) {
     return out;
   };
   if (X509_cmp_current_time(X509_get0_notAfter(leaf)) < 0) {
-    std::fprintf(stderr, "corio: tls: warning: certificate %s expired on %s: peers will refuse it\n", file.c_str(),
-                 when(X509_get0_notAfter(leaf)).c_str());
+    log::write(log::Level::warning, "tls: certificate %s expired on %s: peers will refuse it", file.c_str(),
+               when(X509_get0_notAfter(leaf)).c_str());
   } else if (X509_cmp_current_time(X509_get0_notBefore(leaf)) > 0) {
-    std::fprintf(stderr, "corio: tls: warning: certificate %s is not valid before %s: peers will refuse it\n",
-                 file.c_str(), when(X509_get0_notBefore(leaf)).c_str());
+    log::write(log::Level::warning, "tls: certificate %s is not valid before %s: peers will refuse it", file.c_str(),
+               when(X509_get0_notBefore(leaf)).c_str());
   }
 }
 
@@ -176,15 +177,15 @@ void TicketKeys::reload_locked() {
   auto r = load_locked();
   if (r) {
     if (std::exchange(failing_, false)) {
-      std::fprintf(stderr, "corio: tls: ticket key file %s read again; its keys are in use\n", file_.c_str());
+      log::write(log::Level::info, "tls: ticket key file %s read again; its keys are in use", file_.c_str());
     }
     return;
   }
   since_ = std::chrono::steady_clock::now();
   ++reload_failures_;
   if (!std::exchange(failing_, true)) {
-    std::fprintf(stderr, "corio: %s; keeping the current keys, retrying %s\n", r.error().message().c_str(),
-                 next_read_locked().c_str());
+    log::write(log::Level::error, "%s; keeping the current keys, retrying %s", r.error().message().c_str(),
+               next_read_locked().c_str());
   }
 }
 

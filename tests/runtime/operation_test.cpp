@@ -211,7 +211,7 @@ TEST(Backend, FallsBackToEpollWithANoticeWhenIoUringSetupFails) {
   std::string notice = ::testing::internal::GetCapturedStderr();
   if (!saved.empty()) ::setenv("CORIO_BACKEND", saved.c_str(), 1);
   EXPECT_EQ(chosen.rfind("epoll", 0), 0u) << chosen;
-  EXPECT_NE(notice.find("corio: io_uring unavailable (io_uring_setup (1048576 entries): Invalid argument); using epoll"),
+  EXPECT_NE(notice.find("corio: warning: io_uring unavailable (io_uring_setup (1048576 entries): Invalid argument); using epoll"),
             std::string::npos)
       << notice;
 }
