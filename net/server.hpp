@@ -15,8 +15,13 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
+#include <memory>
+#include <vector>
 
 #include "corio/net/connection_limiter.hpp"
+#include "corio/net/error.hpp"
+#include "corio/net/socket_options.hpp"
 #include "corio/runtime/log.hpp"
 #include "corio/net/tcp_listener.hpp"
 #include "corio/runtime/reactor.hpp"
@@ -43,11 +48,10 @@ corio::detail::ChildTask run_connection(Served served, ConnectionLimiter::Permit
   }
   (void)permit;
 }
-}  // namespace detail
 
-// `handler` must outlive the loop and every connection it serves.
-template <class Handler>
-task<void> serve(const TcpListener& listener, Handler& handler, ConnectionLimiter& limiter, ServerCounters& counters) {
+// The loop under serve() and Server: `start(TcpStream, Permit)` makes each connection's child task.
+template <class Start>
+task<void> accept_loop(const TcpListener& listener, ConnectionLimiter& limiter, ServerCounters& counters, Start start) {
   using std::chrono::milliseconds;
   TaskScope connections;
   AcceptStream accepts(listener);
@@ -76,10 +80,86 @@ task<void> serve(const TcpListener& listener, Handler& handler, ConnectionLimite
     counters.accepted.fetch_add(1, std::memory_order_relaxed);
     auto permit = limiter.try_acquire();
     if (!permit) continue;  // shed: the stream closes here
-    connections.adopt(detail::run_connection(handler(std::move(*conn)), std::move(*permit)));
+    connections.adopt(start(std::move(*conn), std::move(*permit)));
   }
   // A stop (now or later) reaches the connections through the join; a closed listener lets them finish.
   co_await connections.join();
 }
+}  // namespace detail
+
+// `handler` must outlive the loop and every connection it serves.
+template <class Handler>
+task<void> serve(const TcpListener& listener, Handler& handler, ConnectionLimiter& limiter, ServerCounters& counters) {
+  return detail::accept_loop(listener, limiter, counters, [&handler](TcpStream conn, ConnectionLimiter::Permit permit) {
+    return detail::run_connection(handler(std::move(conn)), std::move(permit));
+  });
+}
+
+struct ServerOptions {
+  std::uint32_t max_conns = 0;  // beyond it connections are closed at once (shed); 0: no limit
+  bool share_port = false;      // join a port another server listens on (a rolling restart)
+  SocketOptions accepted;       // applied to every accepted socket
+};
+
+namespace detail {
+struct ServerShard;
+}
+
+// A connection as a Server's handler sees it: its stream, and whether it is between requests.
+class Connection {
+ public:
+  Connection(TcpStream stream, detail::ServerShard& shard) noexcept;
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  TcpStream& stream() noexcept { return stream_; }
+  // Call before waiting for the next request. False once the server is shutting down: end the connection.
+  // A connection idle when shutdown() starts is closed then (its read ends with ECANCELED).
+  bool idle() noexcept;
+  // Call when a request has arrived: shutdown() lets it finish, until its deadline.
+  void busy() noexcept { idle_ = false; }
+
+ private:
+  friend struct detail::ServerShard;
+  TcpStream stream_;
+  detail::ServerShard* shard_;
+  Connection* prev_ = nullptr;
+  Connection* next_ = nullptr;
+  bool idle_ = false;
+};
+
+// Server: serve() on one listener per reactor of the current runtime (SO_REUSEPORT, one port), each
+// connection's handler a child of its reactor's accept loop, and Go's Shutdown semantics.
+//   auto server = Server::start(*Address::parse("127.0.0.1:7000"), [](Connection& c) -> task<void> {...});
+//   bool in_time = co_await (*server)->shutdown(Clock::now() + 5s);
+// Create, shut down and destroy it on one reactor. Destroying it without shutdown() stops everything at
+// once, as leaving a TaskScope does.
+class Server {
+ public:
+  using Handler = std::function<task<void>(Connection&)>;
+
+  // Binds the listeners (port 0: one port chosen for all) and starts accepting. A port some other socket
+  // listens on is refused (EADDRINUSE) unless options.share_port.
+  static Result<std::unique_ptr<Server>> start(const Address& at, Handler handler, ServerOptions options = {});
+  ~Server();
+
+  const Address& address() const noexcept;
+  const ServerCounters& counters() const noexcept;
+  const ConnectionLimiter& limiter() const noexcept;
+
+  // Stops accepting (the listeners close: new connections are refused), closes the connections that are
+  // idle now or become idle, lets busy ones finish until `deadline`, then stops them. Returns once every
+  // connection has ended: true when all ended by the deadline.
+  task<bool> shutdown(Clock::time_point deadline);
+
+  struct State;
+
+ private:
+  explicit Server(std::shared_ptr<State> state);
+  static task<void> serve_on(std::shared_ptr<State> state, unsigned reactor);
+  std::shared_ptr<State> state_;  // shared with the accept loops, which may outlive this object briefly
+  TaskScope loops_;
+};
 
 }  // namespace corio::net

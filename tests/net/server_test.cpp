@@ -1,11 +1,16 @@
-// serve(): shedding over the limit, surviving EMFILE, and stopping through the stop token.
+// serve(): shedding over the limit, surviving EMFILE, and stopping through the stop token. Server: Go's
+// Shutdown with idle and busy connections, and a deadline that stops what is still busy.
 #include "corio/net/server.hpp"
 
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <memory>
 #include <vector>
+
+#include "corio/runtime/when_all.hpp"
 
 #include "corio/runtime/runtime.hpp"
 
@@ -110,6 +115,108 @@ TEST(Serve, OutOfDescriptorsIsCountedAndTheServerRecovers) {
   EXPECT_TRUE(counted);
   EXPECT_TRUE(served);
   EXPECT_GE(counters.out_of_descriptors.load(), 1u);
+}
+
+// A request is one byte; the reply, after `work`, is "done". Counts the handlers waiting for a request.
+struct SlowRequests {
+  explicit SlowRequests(Clock::duration w) : work(w) {}
+  Clock::duration work;
+  std::atomic<int> waiting{0};
+  std::atomic<int> working{0};
+  task<void> operator()(Connection& c) {
+    for (;;) {
+      if (!c.idle()) co_return;
+      ++waiting;
+      char b[1];
+      auto n = co_await c.stream().read_some(b);
+      --waiting;
+      if (!n || *n == 0) co_return;
+      c.busy();
+      ++working;
+      auto slept = co_await sleep_for(work);
+      --working;
+      if (slept) co_return;  // stopped: the deadline passed
+      if (!co_await c.stream().write_all(std::string_view("done"))) co_return;
+    }
+  }
+};
+
+task<std::string> read_all(TcpStream& s) {
+  std::string got;
+  char buf[64];
+  for (;;) {
+    auto n = co_await s.read_some(buf).timeout(5s);
+    if (!n || *n == 0) co_return got;
+    got.append(buf, *n);
+  }
+}
+
+TEST(Server, ShutdownClosesIdleConnectionsAtOnceAndLetsBusyOnesFinish) {
+  Runtime rt({.reactors = 2, .pin = false});
+  rt.run([]() -> task<void> {
+    constexpr int kIdle = 1000, kBusy = 50;
+    auto handler = std::make_shared<SlowRequests>(300ms);
+    auto server = Server::start(Address::loopback_v4(0), [handler](Connection& c) { return (*handler)(c); });
+    EXPECT_TRUE(server) << server.error().message();
+    if (!server) co_return;
+    std::vector<TcpStream> idle, busy;
+    for (int i = 0; i < kIdle + kBusy; ++i) {
+      auto c = co_await TcpStream::connect((*server)->address(), 5s);
+      if (!c) co_return ADD_FAILURE() << c.error().message();
+      (i < kIdle ? idle : busy).push_back(std::move(*c));
+    }
+    for (TcpStream& b : busy) (void)co_await b.write_all(std::string_view("r"));
+    co_await eventually([&] { return handler->working == kBusy && handler->waiting == kIdle; });
+    EXPECT_EQ(handler->working.load(), kBusy);
+    const auto t0 = Clock::now();
+    bool in_time = co_await (*server)->shutdown(Clock::now() + 10s);
+    const auto took = Clock::now() - t0;
+    EXPECT_TRUE(in_time);
+    EXPECT_LT(took, 3s) << "idle connections are closed at once; busy ones need 300 ms";
+    int done = 0, closed = 0;
+    for (TcpStream& b : busy) done += (co_await read_all(b)) == "done" ? 1 : 0;
+    for (TcpStream& i : idle) closed += (co_await read_all(i)).empty() ? 1 : 0;
+    EXPECT_EQ(done, kBusy) << "a busy connection finishes its request";
+    EXPECT_EQ(closed, kIdle);
+    auto late = co_await TcpStream::connect((*server)->address(), 2s);
+    EXPECT_FALSE(late) << "the listeners are closed";
+    EXPECT_EQ((*server)->limiter().active(), 0u);
+  }());
+}
+
+TEST(Server, WhatIsStillBusyAtTheDeadlineIsStopped) {
+  Runtime rt({.reactors = 2, .pin = false});
+  rt.run([]() -> task<void> {
+    auto handler = std::make_shared<SlowRequests>(1h);
+    auto server = Server::start(Address::loopback_v4(0), [handler](Connection& c) { return (*handler)(c); });
+    if (!server) co_return ADD_FAILURE() << server.error().message();
+    auto c = co_await TcpStream::connect((*server)->address(), 5s);
+    if (!c) co_return ADD_FAILURE() << c.error().message();
+    (void)co_await c->write_all(std::string_view("r"));
+    co_await eventually([&] { return handler->working == 1; });
+    const auto t0 = Clock::now();
+    bool in_time = co_await (*server)->shutdown(Clock::now() + 200ms);
+    EXPECT_FALSE(in_time);
+    EXPECT_LT(Clock::now() - t0, 3s);
+    EXPECT_EQ(handler->working.load(), 0);
+    EXPECT_EQ(co_await read_all(*c), "");  // stopped without a reply, and closed
+  }());
+}
+
+TEST(Server, ASecondServerOnAPortInUseIsRefused) {
+  Runtime rt({.reactors = 1});
+  rt.run([]() -> task<void> {
+    auto handler = [](Connection&) -> task<void> { co_return; };
+    auto first = Server::start(Address::loopback_v4(0), handler);
+    if (!first) co_return ADD_FAILURE() << first.error().message();
+    auto second = Server::start((*first)->address(), handler);
+    EXPECT_FALSE(second);
+    if (!second) EXPECT_EQ(second.error().code, EADDRINUSE);
+    auto sharing = Server::start((*first)->address(), handler, {.share_port = true});
+    EXPECT_TRUE(sharing);
+    if (sharing) (void)co_await (*sharing)->shutdown(Clock::now() + 1s);
+    (void)co_await (*first)->shutdown(Clock::now() + 1s);
+  }());
 }
 
 }  // namespace

@@ -1,0 +1,111 @@
+#include "corio/net/server.hpp"
+
+#include "corio/runtime/runtime.hpp"
+
+namespace corio::net {
+
+namespace detail {
+// One reactor's listener and the connections it serves (touched on that reactor only).
+struct ServerShard {
+  explicit ServerShard(TcpListener l) : listener(std::move(l)) {}
+  void link(Connection& c) noexcept {
+    c.next_ = connections;
+    if (connections != nullptr) connections->prev_ = &c;
+    connections = &c;
+  }
+  void unlink(Connection& c) noexcept {
+    if (c.prev_ != nullptr) c.prev_->next_ = c.next_;
+    else connections = c.next_;
+    if (c.next_ != nullptr) c.next_->prev_ = c.prev_;
+  }
+  // Shutdown on this reactor: no more accepts, and the idle connections closed (their reads end now).
+  void drain() noexcept {
+    draining = true;
+    listener.close();
+    for (Connection* c = connections; c != nullptr; c = c->next_) {
+      if (c->idle_) c->stream_.close();
+    }
+  }
+  TcpListener listener;
+  Connection* connections = nullptr;
+  bool draining = false;
+};
+}  // namespace detail
+
+Connection::Connection(TcpStream stream, detail::ServerShard& shard) noexcept : stream_(std::move(stream)), shard_(&shard) {
+  shard.link(*this);
+}
+
+Connection::~Connection() { shard_->unlink(*this); }
+
+bool Connection::idle() noexcept {
+  idle_ = true;
+  return !shard_->draining;
+}
+
+struct Server::State {
+  State(Handler h, std::uint32_t max_conns, const Address& at) : handler(std::move(h)), limiter(max_conns), address(at) {}
+  Handler handler;
+  ConnectionLimiter limiter;
+  ServerCounters counters;
+  Address address;
+  std::vector<std::unique_ptr<detail::ServerShard>> shards;  // by reactor
+};
+
+namespace {
+corio::detail::ChildTask run_connection(Server::Handler& handler, detail::ServerShard& shard, TcpStream stream,
+                                        ConnectionLimiter::Permit permit) {
+  Connection conn(std::move(stream), shard);
+  try {
+    co_await handler(conn);
+  } catch (...) {
+    corio::detail::report_escaped(std::current_exception(), "connection handler");
+  }
+  (void)permit;
+}
+
+task<void> join(TaskScope& scope) { co_await scope.join(); }
+}  // namespace
+
+Result<std::unique_ptr<Server>> Server::start(const Address& at, Handler handler, ServerOptions options) {
+  auto state = std::make_shared<State>(std::move(handler), options.max_conns, at);
+  const unsigned reactors = Reactor::current()->runtime()->size();
+  for (unsigned i = 0; i < reactors; ++i) {
+    // Only the first may find the port taken by someone else; the others join it.
+    auto l = TcpListener::bind(state->address, {.reuseport = true, .share_port = i > 0 || options.share_port,
+                                                .accepted = options.accepted});
+    if (!l) return l.error();
+    state->address = l->local_address();
+    state->shards.push_back(std::make_unique<detail::ServerShard>(std::move(*l)));
+  }
+  std::unique_ptr<Server> server(new Server(state));
+  for (unsigned i = 0; i < reactors; ++i) server->loops_.spawn(serve_on(state, i));
+  return server;
+}
+
+Server::Server(std::shared_ptr<State> state) : state_(std::move(state)) {}
+
+Server::~Server() = default;
+
+const Address& Server::address() const noexcept { return state_->address; }
+const ServerCounters& Server::counters() const noexcept { return state_->counters; }
+const ConnectionLimiter& Server::limiter() const noexcept { return state_->limiter; }
+
+task<void> Server::serve_on(std::shared_ptr<State> state, unsigned reactor) {
+  State& s = *state;
+  detail::ServerShard& shard = *s.shards[reactor];
+  // The loop's own copy of `state` keeps what it uses alive, even if this task is destroyed first.
+  auto start = [state, &shard](TcpStream conn, ConnectionLimiter::Permit permit) {
+    return run_connection(state->handler, shard, std::move(conn), std::move(permit));
+  };
+  co_await submit_to(reactor, detail::accept_loop(shard.listener, s.limiter, s.counters, std::move(start)));
+}
+
+task<bool> Server::shutdown(Clock::time_point deadline) {
+  for (unsigned i = 0; i < state_->shards.size(); ++i) {
+    co_await submit_to(i, [shard = state_->shards[i].get()] { shard->drain(); });
+  }
+  co_return co_await with_timeout(deadline - Clock::now(), join(loops_));
+}
+
+}  // namespace corio::net
