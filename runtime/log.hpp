@@ -14,7 +14,7 @@ namespace corio::log {
 
 enum class Level { debug, info, warning, error };
 
-// Receives each line without its newline. The default writes "corio: [warning: ]LINE" to stderr.
+// Receives each line (cut at 1 KiB) without its newline. The default writes "corio: [warning: ]LINE" to stderr.
 using Sink = std::function<void(Level, std::string_view)>;
 void set_sink(Sink sink);  // an empty Sink restores the default
 void set_level(Level min);  // lines below it are dropped (default: info)
