@@ -153,9 +153,8 @@ class Server {
   // connection has ended: true when all ended by the deadline.
   task<bool> shutdown(Clock::time_point deadline);
 
-  struct State;
-
  private:
+  struct State;
   explicit Server(std::shared_ptr<State> state);
   static task<void> serve_on(std::shared_ptr<State> state, unsigned reactor);
   std::shared_ptr<State> state_;  // shared with the accept loops, which may outlive this object briefly

@@ -102,7 +102,7 @@ class BasicChannel {
       watch_stop(token);
       return true;
     }
-    std::error_code await_resume() const noexcept { return {-result(), std::generic_category()}; }
+    std::error_code await_resume() const noexcept { return error(); }
 
    private:
     friend class BasicChannel;
@@ -136,8 +136,8 @@ class BasicChannel {
       return true;
     }
     Received<T> await_resume() noexcept(std::is_nothrow_move_constructible_v<T>) {
-      std::error_code error(item_ ? 0 : -result(), std::generic_category());
-      return {std::move(item_), error};
+      const std::error_code failed = item_ ? std::error_code() : error();
+      return {std::move(item_), failed};
     }
 
    private:

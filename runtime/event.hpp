@@ -35,13 +35,9 @@ class Event {
     bool await_ready() const noexcept { return event_.set_; }
     template <class P>
     bool await_suspend(std::coroutine_handle<P> h) {
-      const std::stop_token* token = detail::stop_token_of(h);
-      if (ends_before_parking(token)) return false;
-      park(event_.waiters_, h);
-      watch_stop(token);
-      return true;
+      return park_unless_ended(event_.waiters_, h);
     }
-    std::error_code await_resume() const noexcept { return {-result(), std::generic_category()}; }
+    std::error_code await_resume() const noexcept { return error(); }
 
    private:
     Event& event_;

@@ -1,6 +1,5 @@
 #include "corio/runtime/reactor.hpp"
 
-#include <cstdio>
 #include <exception>
 
 #include "corio/runtime/log.hpp"

@@ -42,13 +42,9 @@ class Semaphore {
     bool await_ready() noexcept { return sem_.try_acquire(); }
     template <class P>
     bool await_suspend(std::coroutine_handle<P> h) {
-      const std::stop_token* token = detail::stop_token_of(h);
-      if (ends_before_parking(token)) return false;
-      park(sem_.waiters_, h);
-      watch_stop(token);
-      return true;
+      return park_unless_ended(sem_.waiters_, h);
     }
-    std::error_code await_resume() const noexcept { return {-result(), std::generic_category()}; }
+    std::error_code await_resume() const noexcept { return error(); }
 
    private:
     Semaphore& sem_;

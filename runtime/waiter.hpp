@@ -9,6 +9,7 @@
 #include <coroutine>
 #include <mutex>
 #include <stop_token>
+#include <system_error>
 #include <type_traits>
 
 #include "corio/runtime/cancel_hook.hpp"
@@ -51,6 +52,7 @@ class Waiter : private CancelHook, private TimerEntry {
   Waiter& operator=(const Waiter&) = delete;
   // 0 when woken normally, -ECANCELED when stopped, or what the waker passed (-EPIPE: closed).
   int result() const noexcept { return result_; }
+  std::error_code error() const noexcept { return {-result_, std::generic_category()}; }
 
  protected:
   // `lock` guards the list this waiter parks on; nullptr when the list stays on one reactor.
@@ -73,6 +75,15 @@ class Waiter : private CancelHook, private TimerEntry {
   // await_suspend, under the lock: parks on `list`. Then, after unlocking, watch_stop().
   void park(WaitList& list, std::coroutine_handle<> h) noexcept;
   void watch_stop(const std::stop_token* token);
+  // The whole await_suspend of a wait on a one-reactor list (no lock): parks unless it ends at once.
+  template <class P>
+  bool park_unless_ended(WaitList& list, std::coroutine_handle<P> h) {
+    const std::stop_token* token = stop_token_of(h);
+    if (ends_before_parking(token)) return false;
+    park(list, h);
+    watch_stop(token);
+    return true;
+  }
   // Whether the waiter may still be on a list or owed a resume: only then must the destructor lock.
   bool engaged() const noexcept { return engaged_; }
   // Destructor, under the lock: leaves the list, or cancels a wake still on its way. True when a wake
