@@ -15,7 +15,7 @@ configure_package_config_file(${CMAKE_CURRENT_LIST_DIR}/corioConfig.cmake.in
 write_basic_package_version_file(${CMAKE_CURRENT_BINARY_DIR}/corioConfigVersion.cmake
   COMPATIBILITY SameMinorVersion)
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/corioConfig.cmake ${CMAKE_CURRENT_BINARY_DIR}/corioConfigVersion.cmake
-        DESTINATION ${CORIO_CMAKE_DIR})
+              ${CMAKE_CURRENT_LIST_DIR}/corioCompilerCheck.cmake DESTINATION ${CORIO_CMAKE_DIR})
 
 # pkg-config: the same libraries and flags for builds without CMake.
 if(CORIO_MIMALLOC_FRAMES)

@@ -7,13 +7,17 @@
 
 using corio::Clock;
 using corio::task;
+using corio::net::Connection;
 using corio::net::RecvStream;
 using corio::net::TcpStream;
 
 int main(int argc, char** argv) {
   return corio::examples::run_server(argc, argv, "echo-server", false, [](const corio::examples::ServerFlags& f) {
     const Clock::duration idle = f.idle_timeout;
-    return [idle](TcpStream conn) -> task<void> {
+    // A byte stream has no requests: a connection never says idle(), so a drain lets it run until its
+    // client closes or --drain-timeout.
+    return [idle](Connection& c) -> task<void> {
+      TcpStream& conn = c.stream();
       // Bytes arrive in the reactor's pool buffers: a connection holds one only while echoing it.
       RecvStream rx(conn);
       for (;;) {

@@ -10,15 +10,15 @@
 
 using corio::Clock;
 using corio::task;
-using corio::net::TcpStream;
+using corio::net::Connection;
 
 int main(int argc, char** argv) {
   return corio::examples::run_server(argc, argv, "frame-server", true, [](const corio::examples::ServerFlags& f) {
     const Clock::duration idle = f.idle_timeout;
     const std::uint32_t max_frame = f.max_frame;
-    return [idle, max_frame](TcpStream conn) -> task<void> {
-      corio::net::BufferedReader reader(conn);
-      corio::net::BufferedWriter writer(conn);
+    return [idle, max_frame](Connection& conn) -> task<void> {
+      corio::net::BufferedReader reader(conn.stream());
+      corio::net::BufferedWriter writer(conn.stream());
       std::vector<char> payload;
       for (;;) {
         // Per request: a client that stops sending or stops reading for --idle-timeout is closed.
@@ -29,11 +29,17 @@ int main(int argc, char** argv) {
           if (payload.capacity() > corio::net::kFrameGrowth) std::vector<char>().swap(payload);  // idle: give it back
           auto flushed = co_await writer.flush();
           if (!flushed) co_return;
+          if (reader.buffered() == 0) {  // between requests: a shutdown may end the connection here
+            if (!conn.idle()) co_return;
+            auto more = co_await reader.await_data();
+            if (!more || *more == 0) co_return;
+            conn.busy();  // the next request has begun: a shutdown lets it finish
+          }
         }
         auto got = co_await read_frame(reader, payload, max_frame);
         if (!got) {
           if (got.error().code == EMSGSIZE || got.error().code == EPROTO) {
-            std::fprintf(stderr, "frame-server: %s: %s\n", conn.peer().to_string().c_str(), got.error().message().c_str());
+            std::fprintf(stderr, "frame-server: %s: %s\n", conn.stream().peer().to_string().c_str(), got.error().message().c_str());
           }
           co_return;  // closes the connection
         }

@@ -25,7 +25,7 @@
 
 using corio::Clock;
 using corio::task;
-using corio::net::TcpStream;
+using corio::net::Connection;
 
 namespace {
 
@@ -99,9 +99,9 @@ task<void> execute(Store& store, std::string_view line, std::string& reply) {
   }
 }
 
-task<void> serve_client(TcpStream conn, Store& store, Clock::duration idle, std::size_t max_line) {
-  corio::net::BufferedReader reader(conn);
-  corio::net::BufferedWriter writer(conn);
+task<void> serve_client(Connection& conn, Store& store, Clock::duration idle, std::size_t max_line) {
+  corio::net::BufferedReader reader(conn.stream());
+  corio::net::BufferedWriter writer(conn.stream());
   std::string line, reply;
   auto idle_deadline = [idle] { return idle.count() > 0 ? Clock::now() + idle : Clock::time_point::max(); };
   for (;;) {
@@ -113,6 +113,12 @@ task<void> serve_client(TcpStream conn, Store& store, Clock::duration idle, std:
     if (std::ranges::find(reader.peek(), '\n') == reader.peek().end()) {
       auto flushed = co_await writer.flush();
       if (!flushed) co_return;
+      if (reader.buffered() == 0) {  // between commands: a shutdown may end the connection here
+        if (!conn.idle()) break;
+        auto more = co_await reader.await_data();
+        if (!more || *more == 0) break;
+        conn.busy();  // the next command has begun: a shutdown lets it finish
+      }
     }
     line.clear();
     auto got = co_await reader.read_until('\n', line, max_line);
@@ -149,7 +155,7 @@ int main(int argc, char** argv) {
     number("--max-line", 1ul << 20, max_line);
     number("--max-keys", 1ul << 32, max_keys);
     const Clock::duration idle = f.idle_timeout;
-    return [&store, idle, max_line](TcpStream conn) { return serve_client(std::move(conn), store, idle, max_line); };
+    return [&store, idle, max_line](Connection& conn) { return serve_client(conn, store, idle, max_line); };
   };
   corio::examples::ServerHooks hooks{
       .start = [&] { return store.start(static_cast<std::size_t>(max_keys)); },

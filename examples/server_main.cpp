@@ -1,23 +1,15 @@
-#include <algorithm>
 #include "examples/server_main.hpp"
 
-#include "examples/flags.hpp"
-
-#include <signal.h>
-#include <sys/signalfd.h>
-#include <unistd.h>
-
+#include <algorithm>
+#include <csignal>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
-#include <memory>
 #include <optional>
 #include <vector>
 
-#include "corio/net/server.hpp"
-#include "corio/runtime/read.hpp"
+#include "examples/flags.hpp"
 #include "corio/runtime/runtime.hpp"
-#include "corio/runtime/task_scope.hpp"
+#include "corio/runtime/signal_set.hpp"
 
 namespace corio::examples {
 
@@ -70,20 +62,6 @@ std::optional<ServerFlags> parse_flags(int argc, char** argv, const char* name, 
   return f;
 }
 
-// Waits for SIGINT or SIGTERM (blocked in every thread, read from a signalfd through the ring).
-task<int> next_signal(int sigfd) {
-  signalfd_siginfo info{};
-  int n = co_await corio::read(sigfd, std::span(reinterpret_cast<char*>(&info), sizeof info));
-  co_return n == sizeof info ? static_cast<int>(info.ssi_signo) : -1;
-}
-
-task<void> serve_on(unsigned reactor, const net::TcpListener& listener, Handler& handler,
-                    net::ConnectionLimiter& limiter, net::ServerCounters& counters) {
-  co_await submit_to(reactor, net::serve(listener, handler, limiter, counters));
-}
-
-task<void> join(TaskScope& scope) { co_await scope.join(); }
-
 }  // namespace
 
 int run_server(int argc, char** argv, const char* name, bool with_frames,
@@ -97,65 +75,37 @@ int run_server(int argc, char** argv, const char* name, bool with_frames,
     return 2;
   }
 
-  // Blocked before any thread starts, so every reactor inherits the mask and the signalfd sees them.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  int sigfd = signalfd(-1, &signals, SFD_CLOEXEC);
-  if (sigfd < 0) {
-    std::fprintf(stderr, "%s: signalfd: %s\n", name, std::strerror(errno));
-    return 1;
-  }
-
   try {
-    // Declared before the runtime: the reactors' tasks use them until the runtime is gone.
-    std::vector<std::unique_ptr<net::TcpListener>> listeners;
+    // Before the runtime, so that its threads inherit the blocked signals.
+    SignalSet signals({SIGINT, SIGTERM});
     Handler handler = make_handler(*flags);
-    net::ConnectionLimiter limiter(flags->max_conns);
-    net::ServerCounters counters;
     Runtime rt({.reactors = flags->reactors, .backend = flags->backend});
-    // One listener per reactor on one port; the first fixes the port when 0 was asked for.
-    net::Address at = *addr;
-    for (unsigned i = 0; i < rt.size(); ++i) {
-      // Only the first may find the port taken by someone else; the others join it.
-      auto l = net::TcpListener::bind(at, {.reuseport = true, .share_port = i > 0 || flags->reuse_port});
-      if (!l) {
-        std::fprintf(stderr, "%s: %s%s\n", name, l.error().message().c_str(),
-                     l.error().code == EADDRINUSE ? "; --reuse-port shares the port with it" : "");
-        return 1;
-      }
-      at = l->local_address();
-      listeners.push_back(std::make_unique<net::TcpListener>(std::move(*l)));
-    }
-    std::printf("listening on %s\n", at.to_string().c_str());
-    std::fflush(stdout);
-
-    int signo = rt.run([&]() -> task<int> {
+    return rt.run([&]() -> task<int> {
       if (hooks.start) co_await hooks.start();
-      // One serve() per reactor, all children of this scope: stopping it reaches every connection.
-      TaskScope servers;
-      for (unsigned i = 0; i < rt.size(); ++i) servers.spawn(serve_on(i, *listeners[i], handler, limiter, counters));
-      int sig = co_await next_signal(sigfd);
-      // Drain: stop accepting, let the connections in progress finish for at most the drain timeout,
-      // then stop the rest; every serve() returns once its connections are gone.
-      for (unsigned i = 0; i < rt.size(); ++i) co_await submit_to(i, [&, i] { listeners[i]->close(); });
-      co_await with_timeout(flags->drain_timeout, join(servers));
+      auto server = net::Server::start(*addr, handler, {.max_conns = flags->max_conns, .share_port = flags->reuse_port});
+      if (!server) {
+        std::fprintf(stderr, "%s: %s%s\n", name, server.error().message().c_str(),
+                     server.error().code == EADDRINUSE ? "; --reuse-port shares the port with it" : "");
+        co_return 1;
+      }
+      std::printf("listening on %s\n", (*server)->address().to_string().c_str());
+      std::fflush(stdout);
+      // Drain: stop accepting, end idle connections, let busy ones finish for at most the drain timeout.
+      auto stop = co_await net::shutdown_on_signal(**server, signals, flags->drain_timeout);
       if (hooks.stop) co_await hooks.stop();
-      co_return sig;
+      const net::ServerCounters& counters = (*server)->counters();
+      const net::ConnectionLimiter& limiter = (*server)->limiter();
+      std::fprintf(stderr, "%s: %s: stopped%s; accepted %llu, shed %llu, open at exit %u, out of descriptors %llu\n",
+                   name, stop.signal > 0 ? strsignal(stop.signal) : "signal read failed",
+                   stop.in_time ? "" : " (drain cut short)", static_cast<unsigned long long>(counters.accepted.load()),
+                   static_cast<unsigned long long>(limiter.shed()), limiter.active(),
+                   static_cast<unsigned long long>(counters.out_of_descriptors.load()));
+      co_return 0;
     }());
-    std::fprintf(stderr, "%s: %s: stopped; accepted %llu, shed %llu, open at exit %u, out of descriptors %llu\n",
-                 name, signo > 0 ? strsignal(signo) : "signal read failed",
-                 static_cast<unsigned long long>(counters.accepted.load()),
-                 static_cast<unsigned long long>(limiter.shed()), limiter.active(),
-                 static_cast<unsigned long long>(counters.out_of_descriptors.load()));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s: %s\n", name, e.what());
     return 1;
   }
-  ::close(sigfd);
-  return 0;
 }
 
 }  // namespace corio::examples

@@ -1,5 +1,5 @@
-// What the example servers share: their flags, one listener per reactor on the same port, SIGINT/SIGTERM
-// handling and the graceful drain. An example supplies only its connection handler:
+// What the example servers share: their flags, and a net::Server stopped by SIGINT/SIGTERM through
+// net::shutdown_on_signal (a second signal cuts the drain short). An example supplies its connection handler:
 //   int main(int argc, char** argv) { return corio::examples::run_server(argc, argv, "echo-server", make_handler); }
 #pragma once
 #include <chrono>
@@ -9,7 +9,7 @@
 #include <vector>
 #include <string>
 
-#include "corio/net/tcp_stream.hpp"
+#include "corio/net/server.hpp"
 #include "corio/runtime/backend.hpp"
 #include "corio/runtime/task.hpp"
 
@@ -27,7 +27,7 @@ struct ServerFlags {
   std::map<std::string, std::string> extra;       // an example's own flags, by name ("--cert")
 };
 
-using Handler = std::function<task<void>(net::TcpStream)>;
+using Handler = net::Server::Handler;
 
 // What an example runs in the runtime around its connections: `start` before the first accept (to build
 // sharded state), `stop` once the last connection has ended.

@@ -16,7 +16,6 @@
 
 using corio::Clock;
 using corio::task;
-using corio::net::TcpStream;
 
 int main(int argc, char** argv) {
   const std::vector<std::string> own = {"--cert", "--key", "--key-password", "--alpn", "--ticket-keys", "--client-ca",
@@ -50,8 +49,9 @@ int main(int argc, char** argv) {
     auto shared = std::make_shared<corio::tls::Context>(std::move(*ctx));
     const Clock::duration idle = f.idle_timeout;
     const Clock::duration handshake = std::chrono::seconds(handshake_s);
-    return [shared, idle, handshake](TcpStream conn) -> task<void> {
-      auto stream = co_await corio::tls::Stream::accept(*shared, std::move(conn), Clock::now() + handshake);
+    // Like echo-server, a connection stays busy until its client closes or --drain-timeout.
+    return [shared, idle, handshake](corio::net::Connection& conn) -> task<void> {
+      auto stream = co_await corio::tls::Stream::accept(*shared, std::move(conn.stream()), Clock::now() + handshake);
       if (!stream) {
         std::fprintf(stderr, "tls-echo-server: %s\n", stream.error().message().c_str());
         co_return;

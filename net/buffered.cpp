@@ -12,6 +12,11 @@ task<Result<std::size_t>> BufferedReader::fill() {
   co_return n;
 }
 
+task<Result<std::size_t>> BufferedReader::await_data() {
+  if (buffered() > 0) co_return buffered();
+  co_return co_await fill();
+}
+
 task<Result<std::size_t>> BufferedReader::read_some(std::span<char> buf) {
   if (buffered() == 0) {
     if (buf.size() >= buf_.size()) co_return co_await stream_->read_some(buf).deadline(deadline_);  // no copy

@@ -22,6 +22,9 @@ class BufferedReader {
   // Bytes already read ahead: reading them will not block.
   std::size_t buffered() const noexcept { return end_ - begin_; }
   std::span<const char> peek() const noexcept { return {buf_.data() + begin_, end_ - begin_}; }
+  // Waits until something is buffered, reading only when nothing is: the bytes buffered, 0 at end of stream.
+  // A server waits here between requests, to learn that the next one has begun (Connection::busy()).
+  task<Result<std::size_t>> await_data();
   // Copies up to buf.size() bytes, reading from the stream only when nothing is buffered; 0 at end of stream.
   task<Result<std::size_t>> read_some(std::span<char> buf);
   // Fills `buf` unless the stream ends: returns the bytes read (< buf.size() only at end of stream).

@@ -45,7 +45,7 @@ class RecvStream final : public Operation, private TimerEntry, private BufferWai
     template <class P>
     bool await_suspend(std::coroutine_handle<P> waiter) {
       const std::stop_token* token = nullptr;
-      if constexpr (std::is_base_of_v<detail::PromiseBase, P>) token = &waiter.promise().stop_token;
+      if constexpr (std::is_base_of_v<corio::detail::PromiseBase, P>) token = &waiter.promise().stop_token;
       return s_->wait(waiter, token, deadline_);
     }
     Result<RecvBuffer> await_resume() { return s_->take(); }

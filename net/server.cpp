@@ -1,5 +1,7 @@
 #include "corio/net/server.hpp"
 
+#include <sys/socket.h>
+
 #include "corio/runtime/runtime.hpp"
 
 namespace corio::net {
@@ -18,12 +20,13 @@ struct ServerShard {
     else connections = c.next_;
     if (c.next_ != nullptr) c.next_->prev_ = c.prev_;
   }
-  // Shutdown on this reactor: no more accepts, and the idle connections closed (their reads end now).
+  // Shutdown on this reactor: no more accepts, and the idle connections' reads end once they have read
+  // what had arrived (SHUT_RD, unlike close(), drops none of it).
   void drain() noexcept {
     draining = true;
     listener.close();
     for (Connection* c = connections; c != nullptr; c = c->next_) {
-      if (c->idle_) c->stream_.close();
+      if (c->idle_ && c->stream_.fd() >= 0) ::shutdown(c->stream_.fd(), SHUT_RD);
     }
   }
   TcpListener listener;
@@ -53,7 +56,9 @@ struct Server::State {
 };
 
 namespace {
-corio::detail::ChildTask run_connection(Server::Handler& handler, detail::ServerShard& shard, TcpStream stream,
+// `stream` is the accept loop's: the child starts at once (TaskScope::adopt) and takes it before its first
+// suspension, so the frame holds no second copy (every idle connection keeps this frame).
+corio::detail::ChildTask run_connection(Server::Handler& handler, detail::ServerShard& shard, TcpStream&& stream,
                                         ConnectionLimiter::Permit permit) {
   Connection conn(std::move(stream), shard);
   try {
@@ -65,6 +70,13 @@ corio::detail::ChildTask run_connection(Server::Handler& handler, detail::Server
 }
 
 task<void> join(TaskScope& scope) { co_await scope.join(); }
+
+task<void> close_on_signal(Server& server, SignalSet& signals, bool& closed) {
+  if (co_await signals.next() > 0) {
+    closed = true;
+    server.close();
+  }
+}
 }  // namespace
 
 Result<std::unique_ptr<Server>> Server::start(const Address& at, Handler handler, ServerOptions options) {
@@ -95,7 +107,7 @@ task<void> Server::serve_on(std::shared_ptr<State> state, unsigned reactor) {
   State& s = *state;
   detail::ServerShard& shard = *s.shards[reactor];
   // The loop's own copy of `state` keeps what it uses alive, even if this task is destroyed first.
-  auto start = [state, &shard](TcpStream conn, ConnectionLimiter::Permit permit) {
+  auto start = [state, &shard](TcpStream&& conn, ConnectionLimiter::Permit permit) {
     return run_connection(state->handler, shard, std::move(conn), std::move(permit));
   };
   co_await submit_to(reactor, detail::accept_loop(shard.listener, s.limiter, s.counters, std::move(start)));
@@ -106,6 +118,17 @@ task<bool> Server::shutdown(Clock::time_point deadline) {
     co_await submit_to(i, [shard = state_->shards[i].get()] { shard->drain(); });
   }
   co_return co_await with_timeout(deadline - Clock::now(), join(loops_));
+}
+
+task<SignalStop> shutdown_on_signal(Server& server, SignalSet& signals, Clock::duration drain) {
+  const int signal = co_await signals.next();
+  bool closed = false;
+  TaskScope second;
+  second.spawn(close_on_signal(server, signals, closed));
+  const bool in_time = co_await server.shutdown(Clock::now() + drain) && !closed;
+  second.request_stop();
+  co_await second.join();
+  co_return SignalStop{signal, in_time};
 }
 
 }  // namespace corio::net

@@ -25,6 +25,7 @@
 #include "corio/runtime/log.hpp"
 #include "corio/net/tcp_listener.hpp"
 #include "corio/runtime/reactor.hpp"
+#include "corio/runtime/signal_set.hpp"
 #include "corio/runtime/task_scope.hpp"
 #include "corio/runtime/time.hpp"
 
@@ -105,7 +106,9 @@ namespace detail {
 struct ServerShard;
 }
 
-// A connection as a Server's handler sees it: its stream, and whether it is between requests.
+// A connection as a Server's handler sees it: its stream, and whether it is between requests. A handler
+// that has requests calls idle() before waiting for the next one and busy() once it is here; one that
+// calls neither (a byte stream such as echo) stays busy, and shutdown() lets it run until its deadline.
 class Connection {
  public:
   Connection(TcpStream stream, detail::ServerShard& shard) noexcept;
@@ -115,7 +118,9 @@ class Connection {
 
   TcpStream& stream() noexcept { return stream_; }
   // Call before waiting for the next request. False once the server is shutting down: end the connection.
-  // A connection idle when shutdown() starts is closed then (its read ends with ECANCELED).
+  // When shutdown() starts, an idle connection's socket is shut for reading: what the peer had already
+  // sent is still read, then the read ends as at the end of the stream. (While the Connection holds the
+  // stream: a handler that moves it out, into a TLS stream say, stays busy.)
   bool idle() noexcept;
   // Call when a request has arrived: shutdown() lets it finish, until its deadline.
   void busy() noexcept { idle_ = false; }
@@ -152,6 +157,8 @@ class Server {
   // idle now or become idle, lets busy ones finish until `deadline`, then stops them. Returns once every
   // connection has ended: true when all ended by the deadline.
   task<bool> shutdown(Clock::time_point deadline);
+  // Stops every connection now (Go's Close): ends a shutdown() in progress early, or stops all without one.
+  void close() noexcept { loops_.request_stop(); }
 
  private:
   struct State;
@@ -160,5 +167,13 @@ class Server {
   std::shared_ptr<State> state_;  // shared with the accept loops, which may outlive this object briefly
   TaskScope loops_;
 };
+
+// The graceful stop a server process needs: waits for a signal from `signals`, then shuts `server` down with
+// `drain` as the deadline; a second signal during the drain stops what is still busy at once (close()).
+struct SignalStop {
+  int signal;    // the first signal's number (-errno if reading it failed)
+  bool in_time;  // every connection ended by itself before the deadline or a second signal
+};
+task<SignalStop> shutdown_on_signal(Server& server, SignalSet& signals, Clock::duration drain);
 
 }  // namespace corio::net

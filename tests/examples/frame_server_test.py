@@ -2,13 +2,14 @@
 """Drives frame-server from Python's standard sockets and with frame-client: frames of several sizes,
 zero-length, pipelined frames, an oversized frame (connection closed, server keeps serving), a truncated
 frame, and SIGTERM.   usage: frame_server_test.py path/to/frame-server path/to/frame-client"""
+import signal
 import socket
 import struct
 import subprocess
 import sys
 import time
 
-from harness import check, finish, stall_then_drain, start, stop
+from harness import check, finish, stall_then_drain, start, stop, wait
 
 server_bin, client_bin = sys.argv[1], sys.argv[2]
 
@@ -114,6 +115,29 @@ check(rc == 0, f"the sharing server exits 0 (got {rc})")
 warm.close()
 rc, _ = stop(p)
 check(rc == 0, f"SIGTERM exits 0 (got {rc})")
+
+# SIGTERM with a long --drain-timeout: a connection between requests is closed at once; one in the middle
+# of a request (half a frame sent) holds the drain until its frame is whole, gets its reply, then is closed.
+p, port = start(server_bin, "--reactors", "2", "--drain-timeout", "30")
+idle_conns = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(20)]
+for c in idle_conns:
+    c.sendall(frame(b"hi"))
+check(all(read_frame(c) == b"hi" for c in idle_conns), "20 connections served, then idle")
+mid = socket.create_connection(("127.0.0.1", port), timeout=10)
+whole = frame(b"m" * 1000)
+mid.sendall(whole[:500])
+time.sleep(0.2)
+p.send_signal(signal.SIGTERM)
+closed = sum(1 for c in idle_conns if recv_exact(c, 1) == b"")
+check(closed == len(idle_conns), f"the idle connections are closed at once ({closed} of {len(idle_conns)})")
+check(p.poll() is None, "the drain waits for the request in progress")
+mid.sendall(whole[500:])
+check(read_frame(mid) == b"m" * 1000, "the request in progress is answered in full")
+check(recv_exact(mid, 1) == b"", "then its connection is closed")
+rc = wait(p)
+check(rc == 0, f"and the server exits 0 (got {rc})")
+for c in [*idle_conns, mid]:
+    c.close()
 
 for args, want in ((["--bogus", "1"], "--bogus: unknown flag"), (["--listen"], "--listen: missing value"),
                    (["--max-frame", "big"], '--max-frame: not a valid value: "big"')):

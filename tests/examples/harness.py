@@ -41,6 +41,20 @@ def stop(p):
     return rc, p.stderr.read()
 
 
+def refused_soon(port, within_s=5.0):
+    """Whether connecting to `port` is refused within `within_s` (a signal takes a moment to arrive)."""
+    until = time.monotonic() + within_s
+    while time.monotonic() < until:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        except ConnectionRefusedError:
+            return True
+        except OSError:
+            pass
+        time.sleep(0.02)
+    return False
+
+
 def stall_then_drain(port, chunk, stall_s=4.0):
     """Sends `chunk` again and again for stall_s seconds without reading a byte, then reads until the end of
     the stream. Returns (sent, received): a server whose write deadline closed the stalled connection sent

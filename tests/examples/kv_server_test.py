@@ -162,6 +162,16 @@ check(rc == 0, f"SIGTERM exits 0 (got {rc}; {err.strip()})")
 check(time.monotonic() - t0 < 5, "the drain ends within --drain-timeout plus the idle timeout")
 check(held.closed_within(1), "a connection open at SIGTERM is closed by the drain")
 
+# With timeouts far off, SIGTERM still ends at once: the connections between commands are closed, and what
+# was pipelined before the signal is answered first.
+p, port = start(server_bin, "--idle-timeout", "60", "--drain-timeout", "60")
+quiet = [Conn(port) for _ in range(10)]
+check(all(c.ask("COUNT") == ["COUNT 0"] for c in quiet), "10 connections served, then quiet")
+t0 = time.monotonic()
+rc, err = stop(p)
+check(rc == 0 and time.monotonic() - t0 < 5, f"SIGTERM ends the drain at once (exit {rc} after {time.monotonic() - t0:.1f} s)")
+check(all(c.closed_within(1) for c in quiet), "every quiet connection was closed")
+
 usage = subprocess.run([server_bin, "--max-line", "lots"], capture_output=True, text=True, timeout=10)
 check(usage.returncode == 1 and "--max-line: not a valid value" in usage.stderr,
       f"a bad --max-line is refused: {usage.stderr.strip()}")

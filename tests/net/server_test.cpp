@@ -1,18 +1,20 @@
 // serve(): shedding over the limit, surviving EMFILE, and stopping through the stop token. Server: Go's
-// Shutdown with idle and busy connections, and a deadline that stops what is still busy.
+// Shutdown with idle and busy connections, a request that arrived just before it, a deadline that stops
+// what is still busy, close() during a drain, a peer that resets mid-request, and a Server destroyed with
+// its connections open.
 #include "corio/net/server.hpp"
 
 #include <gtest/gtest.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <memory>
 #include <vector>
 
-#include "corio/runtime/when_all.hpp"
-
 #include "corio/runtime/runtime.hpp"
+#include "corio/runtime/task_scope.hpp"
 
 namespace corio::net {
 namespace {
@@ -201,6 +203,125 @@ TEST(Server, WhatIsStillBusyAtTheDeadlineIsStopped) {
     EXPECT_EQ(handler->working.load(), 0);
     EXPECT_EQ(co_await read_all(*c), "");  // stopped without a reply, and closed
   }());
+}
+
+// Reads the next request only `pause` after saying it is idle, so that a request can arrive meanwhile.
+struct LateReader {
+  std::atomic<int> pausing{0};
+  task<void> operator()(Connection& c) {
+    for (;;) {
+      if (!c.idle()) co_return;
+      ++pausing;
+      co_await sleep_for(200ms);
+      char b[1];
+      auto n = co_await c.stream().read_some(b);
+      if (!n || *n == 0) co_return;
+      c.busy();
+      if (!co_await c.stream().write_all(std::string_view("done"))) co_return;
+    }
+  }
+};
+
+TEST(Server, ARequestThatArrivedBeforeShutdownIsStillServed) {
+  Runtime rt({.reactors = 1});
+  rt.run([]() -> task<void> {
+    auto handler = std::make_shared<LateReader>();
+    auto server = Server::start(Address::loopback_v4(0), [handler](Connection& c) { return (*handler)(c); });
+    if (!server) co_return ADD_FAILURE() << server.error().message();
+    auto c = co_await TcpStream::connect((*server)->address(), 5s);
+    if (!c) co_return ADD_FAILURE() << c.error().message();
+    co_await eventually([&] { return handler->pausing == 1; });
+    (void)co_await c->write_all(std::string_view("r"));  // in the socket, not yet read: the server says idle
+    co_await sleep_for(20ms);
+    EXPECT_TRUE(co_await (*server)->shutdown(Clock::now() + 5s));
+    EXPECT_EQ(co_await read_all(*c), "done") << "shutting down the read side keeps what had arrived";
+  }());
+}
+
+// Sets SO_LINGER to zero and closes: the peer gets a reset, not an end of stream.
+void reset(TcpStream& s) {
+  linger now{1, 0};
+  ::setsockopt(s.fd(), SOL_SOCKET, SO_LINGER, &now, sizeof now);
+  s.close();
+}
+
+TEST(Server, APeerThatResetsMidRequestCostsOnlyItsOwnConnection) {
+  Runtime rt({.reactors = 2, .pin = false});
+  rt.run([]() -> task<void> {
+    auto handler = std::make_shared<SlowRequests>(200ms);
+    auto server = Server::start(Address::loopback_v4(0), [handler](Connection& c) { return (*handler)(c); });
+    if (!server) co_return ADD_FAILURE() << server.error().message();
+    std::vector<TcpStream> resetters, keepers;
+    for (int i = 0; i < 20; ++i) {
+      auto c = co_await TcpStream::connect((*server)->address(), 5s);
+      if (!c) co_return ADD_FAILURE() << c.error().message();
+      (void)co_await c->write_all(std::string_view("r"));
+      (i % 2 == 0 ? resetters : keepers).push_back(std::move(*c));
+    }
+    co_await eventually([&] { return handler->working == 20; });
+    for (TcpStream& r : resetters) reset(r);
+    int done = 0;
+    for (TcpStream& k : keepers) {
+      char buf[4];
+      auto n = co_await k.read_exact(buf, Clock::now() + 5s);
+      done += n && *n == 4 && std::string_view(buf, 4) == "done" ? 1 : 0;
+    }
+    EXPECT_EQ(done, 10) << "the other connections' replies arrive";
+    EXPECT_TRUE(co_await eventually([&] { return (*server)->limiter().active() == 10; }))
+        << "the reset connections' handlers ended (their replies failed): " << (*server)->limiter().active();
+    EXPECT_TRUE(co_await (*server)->shutdown(Clock::now() + 5s));
+    EXPECT_EQ((*server)->limiter().active(), 0u);
+  }());
+}
+
+TEST(Server, CloseStopsWhatIsBusyAtOnce) {
+  Runtime rt({.reactors = 2, .pin = false});
+  rt.run([]() -> task<void> {
+    auto handler = std::make_shared<SlowRequests>(1h);
+    auto server = Server::start(Address::loopback_v4(0), [handler](Connection& c) { return (*handler)(c); });
+    if (!server) co_return ADD_FAILURE() << server.error().message();
+    auto c = co_await TcpStream::connect((*server)->address(), 5s);
+    if (!c) co_return ADD_FAILURE() << c.error().message();
+    (void)co_await c->write_all(std::string_view("r"));
+    co_await eventually([&] { return handler->working == 1; });
+    TaskScope closer;
+    closer.spawn([](Server& s) -> task<void> {
+      co_await sleep_for(100ms);
+      s.close();  // as a second signal does, during the drain
+    }(**server));
+    const auto t0 = Clock::now();
+    (void)co_await (*server)->shutdown(Clock::now() + 1h);
+    EXPECT_LT(Clock::now() - t0, 3s);
+    EXPECT_EQ(handler->working.load(), 0);
+    EXPECT_EQ(co_await read_all(*c), "");
+    co_await closer.join();
+  }());
+}
+
+TEST(Server, DestroyedWithoutShutdownEndsEveryConnection) {
+  Runtime rt({.reactors = 2, .pin = false});
+  auto live = std::make_shared<std::atomic<int>>(0);
+  rt.run([](std::shared_ptr<std::atomic<int>> live) -> task<void> {
+    auto server = Server::start(Address::loopback_v4(0), [live](Connection& c) -> task<void> {
+      ++*live;
+      char b[1];
+      (void)co_await c.stream().read_some(b);  // until stopped
+      --*live;
+    });
+    if (!server) co_return ADD_FAILURE() << server.error().message();
+    std::vector<TcpStream> conns;
+    for (int i = 0; i < 40; ++i) {
+      auto c = co_await TcpStream::connect((*server)->address(), 5s);
+      if (!c) co_return ADD_FAILURE() << c.error().message();
+      conns.push_back(std::move(*c));
+    }
+    EXPECT_TRUE(co_await eventually([&] { return *live == 40; }));
+    server->reset();  // the accept loops, here and on the other reactor, are stopped in flight
+    int ended = 0;
+    for (TcpStream& c : conns) ended += (co_await read_all(c)).empty() ? 1 : 0;
+    EXPECT_EQ(ended, 40);
+    EXPECT_TRUE(co_await eventually([&] { return *live == 0; })) << *live << " handlers still running";
+  }(live));
 }
 
 TEST(Server, ASecondServerOnAPortInUseIsRefused) {
