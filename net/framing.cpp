@@ -12,7 +12,8 @@ std::uint32_t frame_length(const unsigned char* header) noexcept {
 }
 }  // namespace
 
-task<Result<bool>> read_frame(BufferedReader& reader, std::vector<char>& payload, std::uint32_t max_frame) {
+task<Result<bool>> read_frame(BufferedReader& reader, std::vector<char>& payload, std::uint32_t max_frame,
+                              MemoryBudget::Lease* lease) {
   unsigned char header[4];
   auto h = co_await reader.read_exact(std::span(reinterpret_cast<char*>(header), sizeof header));
   if (!h) co_return h.error();
@@ -31,6 +32,11 @@ task<Result<bool>> read_frame(BufferedReader& reader, std::vector<char>& payload
   while (payload.size() < size) {
     const std::size_t had = payload.size();
     const std::size_t want = std::min<std::size_t>(size - had, std::max<std::size_t>(kFrameGrowth, had));
+    if (lease != nullptr && !lease->hold(std::max(payload.capacity(), had + want))) {
+      co_return make_error(ENOBUFS, "frame of " + std::to_string(size) + " bytes refused after " + std::to_string(had) +
+                                        ": the memory for frames (limit " + std::to_string(lease->budget().limit()) +
+                                        " bytes) is in use");
+    }
     payload.resize(had + want);
     auto b = co_await reader.read_exact(std::span(payload).subspan(had));
     if (!b) co_return b.error();

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "corio/net/buffered.hpp"
+#include "corio/net/memory_budget.hpp"
 
 namespace corio::net {
 
@@ -19,8 +20,11 @@ inline constexpr std::uint32_t kDefaultMaxFrame = 16u << 20;
 // merely announced.
 inline constexpr std::size_t kFrameGrowth = 64 * 1024;
 
+// With a `lease`, the payload's memory is held from its budget before it is allocated: a frame that would
+// take the budget past its limit is an Error (ENOBUFS), so connections together hold no more than the
+// limit for frames. The lease keeps what the payload holds after the call: release it with the payload.
 task<Result<bool>> read_frame(BufferedReader& reader, std::vector<char>& payload,
-                              std::uint32_t max_frame = kDefaultMaxFrame);
+                              std::uint32_t max_frame = kDefaultMaxFrame, MemoryBudget::Lease* lease = nullptr);
 // Whether a whole frame is already in the reader: reading it will not wait for the peer. A server flushes
 // its replies when this is false, so a request split across segments never holds back earlier replies.
 bool frame_buffered(const BufferedReader& reader) noexcept;

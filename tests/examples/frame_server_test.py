@@ -116,6 +116,42 @@ warm.close()
 rc, _ = stop(p)
 check(rc == 0, f"SIGTERM exits 0 (got {rc})")
 
+# Clients that each send most of a 1 MiB frame and stall: together they hold no more than
+# --max-frame-memory (2.5 MiB); those that would pass it are closed, and small frames are still served.
+p, port = start(server_bin, "--reactors", "2", "--max-frame", str(1 << 20), "--max-frame-memory", str(5 << 19))
+warm = socket.create_connection(("127.0.0.1", port), timeout=10)
+warm.sendall(frame(b"w"))
+read_frame(warm)
+before = rss_kib(p)
+hoarders = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(16)]
+for s in hoarders:
+    s.sendall(struct.pack(">I", 1 << 20) + b"h" * (700 << 10))
+time.sleep(0.5)
+grown = rss_kib(p) - before
+
+
+def closed_by_server(s):
+    s.settimeout(0.2)
+    try:
+        return s.recv(1) == b""
+    except (socket.timeout, TimeoutError):
+        return False
+    except ConnectionResetError:
+        return True
+
+
+refused = sum(1 for s in hoarders if closed_by_server(s))
+check(grown < 8 * 1024, f"16 clients with 700 KiB of 1 MiB frames hold {grown} KiB, under 8 MiB (not 16)")
+check(12 <= refused < 16, f"those past the budget are closed ({refused} of 16)")
+warm.sendall(frame(b"small"))
+check(read_frame(warm) == b"small", "a small frame is still served")
+for s in hoarders:
+    s.close()
+rc, err = stop(p)
+check(rc == 0 and "memory for frames (limit 2621440 bytes) is in use" in err, f"the refusals are reported: {err.strip().splitlines()[0]}")
+bad = subprocess.run([server_bin, "--max-frame-memory", "lots"], capture_output=True, text=True, timeout=10)
+check(bad.returncode == 1 and "--max-frame-memory: not a valid value" in bad.stderr, f"a bad --max-frame-memory is refused: {bad.stderr.strip()}")
+
 # SIGTERM with a long --drain-timeout: a connection between requests is closed at once; one in the middle
 # of a request (half a frame sent) holds the drain until its frame is whole, gets its reply, then is closed.
 p, port = start(server_bin, "--reactors", "2", "--drain-timeout", "30")

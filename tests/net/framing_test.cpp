@@ -1,5 +1,6 @@
 // Framing and buffered I/O over real loopback sockets: frames of every size, zero-length, oversized
-// (refused before allocating), truncated header and body, clean end of stream, read_until, coalescing.
+// (refused before allocating), a budget over all frames' memory, truncated header and body, clean end of
+// stream, read_until, coalescing.
 #include "corio/net/framing.hpp"
 
 #include <gtest/gtest.h>
@@ -9,6 +10,7 @@
 #include "corio/net/tcp_listener.hpp"
 #include "tests/net/loopback_pair.hpp"
 #include "corio/runtime/runtime.hpp"
+#include "corio/runtime/task_scope.hpp"
 #include "corio/runtime/time.hpp"
 
 namespace corio::net {
@@ -62,6 +64,58 @@ TEST(Framing, OversizedFrameIsRefusedBeforeAllocating) {
   EXPECT_EQ(err.code, EMSGSIZE);
   EXPECT_EQ(err.context, "frame of 1073741824 bytes exceeds the limit of 1048576");
   EXPECT_EQ(capacity, 0u);
+}
+
+task<void> send(TcpStream& s, std::string_view data) { (void)co_await s.write_all(data); }
+
+TEST(Framing, FramesTogetherHoldNoMoreThanTheirBudget) {
+  Runtime rt({.reactors = 1});
+  rt.run([]() -> task<void> {
+    MemoryBudget budget(256 * 1024);
+    Pair a = co_await connect_pair();
+    Pair b = co_await connect_pair();
+    const std::string body(200 * 1024, 'x');
+    const std::string frame = header(200 * 1024) + body;
+    TaskScope writers;  // the frames are larger than the socket buffers: sent while they are read
+    writers.spawn(send(a.client, frame));
+    writers.spawn(send(b.client, frame));
+    BufferedReader ra(a.server), rb(b.server);
+    std::vector<char> pa, pb;
+    {
+      MemoryBudget::Lease la(budget), lb(budget);
+      auto first = co_await read_frame(ra, pa, kDefaultMaxFrame, &la);
+      EXPECT_TRUE(first && *first);
+      EXPECT_EQ(pa.size(), body.size());
+      EXPECT_GE(la.held(), pa.size()) << "the lease holds what the payload holds";
+      EXPECT_EQ(budget.used(), la.held());
+      auto second = co_await read_frame(rb, pb, kDefaultMaxFrame, &lb);
+      EXPECT_FALSE(second);
+      if (!second) {
+        EXPECT_EQ(second.error().code, ENOBUFS);
+        EXPECT_EQ(second.error().context, "frame of 204800 bytes refused after 0: the memory for frames (limit 262144 bytes) is in use");
+      }
+      EXPECT_EQ(pb.capacity(), 0u) << "refused before allocating";
+      EXPECT_EQ(budget.refused(), 1u);
+      EXPECT_LE(budget.used(), budget.limit());
+    }
+    EXPECT_EQ(budget.used(), 0u) << "leases give their bytes back when they end";
+    b.client.close();  // b's frame was refused: nobody reads the rest
+    co_await writers.join();
+    // A frame stopped half-way (its deadline) keeps its partial payload in the lease until it is released.
+    Pair c = co_await connect_pair();
+    (void)co_await c.client.write_all(header(200 * 1024) + body.substr(0, 60 * 1024));
+    BufferedReader rc(c.server);
+    rc.set_deadline(Clock::now() + 50ms);
+    MemoryBudget::Lease lc(budget);
+    std::vector<char> pc;
+    auto stalled = co_await read_frame(rc, pc, kDefaultMaxFrame, &lc);
+    EXPECT_FALSE(stalled);
+    if (!stalled) EXPECT_EQ(stalled.error().code, ETIMEDOUT);
+    EXPECT_GE(lc.held(), 60u * 1024);
+    std::vector<char>().swap(pc);
+    lc.release();
+    EXPECT_EQ(budget.used(), 0u);
+  }());
 }
 
 TEST(Framing, TruncatedBodyAndHeaderAreReportedAsSuch) {
