@@ -1,10 +1,12 @@
 """tls-echo-server against `openssl s_client`: TLS 1.3 and 1.2, ALPN chosen by the server's preference,
 resumption with -sess_out / -sess_in reported as reused, and bad peers (plaintext, a client offering no
-common protocol) failing alone with a reason on stderr while the server keeps serving.
+common protocol) failing alone with a reason on stderr while the server keeps serving; a client silent
+before its handshake and one that stops reading, closed by --handshake-timeout and --idle-timeout.
 Then corio-load --tls drives it (verified echo over TLS).
 usage: tls_interop_test.py TLS_ECHO_SERVER CERT_DIR CORIO_LOAD"""
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -91,6 +93,51 @@ def main():
         kernel = "tls-echo-server: kernel TLS on" in err
         harness.check(kernel or 'tls-echo-server: kernel TLS off (kernel tls: setsockopt TCP_ULP "tls": ' in err,
                       f"kernel TLS: on, or off with the reason, said at start ({err[:300]!r})")
+
+    # Hostile peers over TLS: one that never starts the handshake is closed at --handshake-timeout; one that
+    # sends and never reads its echo is closed by --idle-timeout, which covers writes too.
+    p, port = harness.start(SERVER, "--reactors", "1", "--cert", os.path.join(CERTS, "server.pem"),
+                            "--key", os.path.join(CERTS, "server.key"), "--handshake-timeout", "1",
+                            "--idle-timeout", "1")
+    try:
+        silent = socket.create_connection(("127.0.0.1", port), timeout=5)
+        t0 = time.monotonic()
+        try:
+            closed = silent.recv(1) == b""
+        except ConnectionResetError:
+            closed = True
+        waited = time.monotonic() - t0
+        harness.check(closed and 0.8 < waited < 4, f"a client silent before the handshake is closed after {waited:.2f} s")
+        silent.close()
+
+        ctx = ssl.create_default_context(cafile=os.path.join(CERTS, "ca.pem"))
+        raw = socket.socket()
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        raw.settimeout(5)
+        raw.connect(("127.0.0.1", port))
+        tls = ctx.wrap_socket(raw, server_hostname="localhost")
+        tls.settimeout(0.5)
+        chunk, sent, until = b"s" * 16384, 0, time.monotonic() + 4
+        while time.monotonic() < until:
+            try:
+                sent += tls.send(chunk)
+            except (socket.timeout, TimeoutError, ssl.SSLWantWriteError):
+                pass
+            except OSError:
+                break
+        received, until = 0, time.monotonic() + 15
+        tls.settimeout(5)
+        try:
+            while time.monotonic() < until and (data := tls.recv(1 << 16)):
+                received += len(data)
+        except (OSError, ssl.SSLError):
+            pass
+        tls.close()
+        harness.check(received < sent, f"a TLS client that stops reading is closed by the idle timeout ({received} of {sent} B came back)")
+        harness.check(p.poll() is None, "the server is still up")
+    finally:
+        rc, err = harness.stop(p)
+    harness.check(rc == 0, f"server exits 0 ({rc})")
 
     # --kernel-tls required: where the kernel has no TLS, a clear error at start, exit 1.
     if not kernel:
