@@ -104,6 +104,29 @@ check("drain cut short" in err and "open at exit 0" in err, f"and says so: {err.
 check(held.recv(1) == b"", "the held connection is closed")
 held.close()
 
+# A rolling restart: a second server shares the port (--reuse-port), the first is told to stop while a
+# client of its own is still open; new clients are all served by the second, none left hanging.
+old, port = start("--reactors", "2", "--drain-timeout", "30")
+mine = socket.create_connection(("127.0.0.1", port), timeout=5)
+check(echo(mine, b"mine") == b"mine", "the old server serves its client")
+new = start_server(server_bin, "--listen", f"127.0.0.1:{port}", "--reuse-port", "--reactors", "2")[0]
+old.send_signal(signal.SIGTERM)
+time.sleep(0.5)  # the signal reaches the old server, which closes its listeners
+served = 0
+for i in range(40):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as c:
+            c.settimeout(2)
+            served += echo(c, b"r%d" % i) == b"r%d" % i
+    except OSError:
+        pass
+check(served == 40, f"during a rolling restart every new client is served ({served} of 40)")
+check(old.poll() is None, "the old server is still draining its own client")
+mine.close()
+check(wait(old) == 0, "and exits 0 once that client leaves")
+rc, _ = stop(new)
+check(rc == 0, f"the new server exits 0 (got {rc})")
+
 # More reactors than CPUs: a warning, then it serves.
 many = len(os.sched_getaffinity(0)) + 2
 p, port = start("--reactors", str(many))

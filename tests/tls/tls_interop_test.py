@@ -151,6 +151,17 @@ def main():
     harness.check(r.returncode != 0 and "--kernel-tls maybe: expected auto, required or off" in r.stderr,
                   f"--kernel-tls with a bad value is refused ({r.returncode}, {r.stderr.strip()[:200]!r})")
 
+    # An ALPN name over 255 bytes is refused at start; an expired certificate is warned about, then served.
+    r = subprocess.run([SERVER, "--listen", "127.0.0.1:0", "--cert", os.path.join(CERTS, "server.pem"),
+                        "--key", os.path.join(CERTS, "server.key"), "--alpn", "h2," + "x" * 300],
+                       capture_output=True, text=True, timeout=10)
+    harness.check(r.returncode == 1 and "a name must be 1 to 255 bytes" in r.stderr,
+                  f"an ALPN name of 300 bytes is refused ({r.returncode}, {r.stderr.strip()[:200]!r})")
+    p, port = harness.start(SERVER, "--reactors", "1", "--cert", os.path.join(CERTS, "expired.pem"),
+                            "--key", os.path.join(CERTS, "expired.key"))
+    rc, err = harness.stop(p)
+    harness.check(rc == 0 and "expired.pem expired on" in err, f"an expired certificate is warned about at start ({err.strip()[:200]!r})")
+
     # A missing certificate is a clear error at start, exit 1.
     r = subprocess.run([SERVER, "--listen", "127.0.0.1:0", "--cert", "/nonexistent.pem", "--key", "x"],
                        capture_output=True, text=True, timeout=10)
