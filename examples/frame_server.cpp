@@ -27,7 +27,7 @@ int main(int argc, char** argv) {
     const std::uint32_t max_frame = f.max_frame;
     unsigned long memory = 256ul << 20;
     if (auto it = f.extra.find("--max-frame-memory");
-        it != f.extra.end() && !corio::examples::parse_number(it->second.c_str(), 1ul << 40, memory)) {
+        it != f.extra.end() && (!corio::examples::parse_number(it->second.c_str(), 1ul << 40, memory) || memory == 0)) {
       throw std::invalid_argument("--max-frame-memory: not a valid value: \"" + it->second + "\"");
     }
     auto frames = std::make_shared<corio::net::MemoryBudget>(memory);
@@ -42,13 +42,11 @@ int main(int argc, char** argv) {
         reader.set_deadline(deadline);
         writer.set_deadline(deadline);
         if (!corio::net::frame_buffered(reader)) {  // about to wait for the client: send what is ready first
-          if (payload.capacity() > corio::net::kFrameGrowth) {  // idle: give it back
-            std::vector<char>().swap(payload);
-            lease.release();
-          }
           auto flushed = co_await writer.flush();
           if (!flushed) co_return;
           if (reader.buffered() == 0) {  // between requests: a shutdown may end the connection here
+            std::vector<char>().swap(payload);  // an idle connection holds none of the frame budget
+            lease.release();
             if (!conn.idle()) co_return;
             auto more = co_await reader.await_data();
             if (!more || *more == 0) co_return;

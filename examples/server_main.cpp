@@ -86,6 +86,7 @@ int run_server(int argc, char** argv, const char* name, bool with_frames,
       if (!server) {
         std::fprintf(stderr, "%s: %s%s\n", name, server.error().message().c_str(),
                      server.error().code == EADDRINUSE ? "; --reuse-port shares the port with it" : "");
+        if (hooks.stop) co_await hooks.stop();
         co_return 1;
       }
       std::printf("listening on %s\n", (*server)->address().to_string().c_str());

@@ -37,6 +37,7 @@ task<Result<bool>> read_frame(BufferedReader& reader, std::vector<char>& payload
                                         ": the memory for frames (limit " + std::to_string(lease->budget().limit()) +
                                         " bytes) is in use");
     }
+    payload.reserve(had + want);  // exactly what the lease holds (resize alone may double the capacity)
     payload.resize(had + want);
     auto b = co_await reader.read_exact(std::span(payload).subspan(had));
     if (!b) co_return b.error();

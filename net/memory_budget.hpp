@@ -1,7 +1,7 @@
 // MemoryBudget: a bound on the bytes a server holds for one purpose across all its connections and
 // reactors, such as the payloads of frames still arriving (read_frame). Each connection holds a Lease;
 // the lease grows before memory is allocated, refuses growth past the limit, and gives its bytes back
-// when released or destroyed.
+// when released or destroyed. The budget must outlive its leases; a lease belongs to one task.
 //   net::MemoryBudget frames(256 << 20);               // shared by every connection of the server
 //   net::MemoryBudget::Lease lease(frames);            // one per connection
 //   auto got = co_await read_frame(reader, payload, max_frame, &lease);   // ENOBUFS once it is all in use

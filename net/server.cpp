@@ -1,5 +1,6 @@
 #include "corio/net/server.hpp"
 
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include "corio/runtime/runtime.hpp"
@@ -20,14 +21,19 @@ struct ServerShard {
     else connections = c.next_;
     if (c.next_ != nullptr) c.next_->prev_ = c.prev_;
   }
-  // Shutdown on this reactor: no more accepts, and the idle connections' reads end once they have read
-  // what had arrived (SHUT_RD, unlike close(), drops none of it).
+  // Shutdown on this reactor: no more accepts, and the idle connections with nothing waiting to be read
+  // are shut for reading (their read ends as at the end of the stream; unlike close(), it drops nothing).
+  // One with bytes waiting has a request coming: it is served, and ends at its next idle().
   void drain() noexcept {
     draining = true;
     listener.close();
     for (Connection* c = connections; c != nullptr; c = c->next_) {
-      if (c->idle_ && c->stream_.fd() >= 0) ::shutdown(c->stream_.fd(), SHUT_RD);
+      if (c->idle_ && c->stream_.fd() >= 0 && unread(c->stream_.fd()) == 0) ::shutdown(c->stream_.fd(), SHUT_RD);
     }
+  }
+  static int unread(int fd) noexcept {
+    int n = 0;
+    return ::ioctl(fd, FIONREAD, &n) == 0 ? n : 0;
   }
   TcpListener listener;
   Connection* connections = nullptr;
@@ -40,6 +46,8 @@ Connection::Connection(TcpStream stream, detail::ServerShard& shard) noexcept : 
 }
 
 Connection::~Connection() { shard_->unlink(*this); }
+
+bool Connection::draining() const noexcept { return shard_->draining; }
 
 bool Connection::idle() noexcept {
   idle_ = true;
@@ -56,26 +64,49 @@ struct Server::State {
 };
 
 namespace {
+// Half-closes, then reads and drops what the client sends for up to a second (a frame of its own: every
+// connection's frame would otherwise carry the buffer).
+[[gnu::noinline]] task<void> linger(TcpStream& s) {  // noinline: never elided into the caller's frame
+  if (!s.shutdown_write()) co_return;
+  char sink[4096];
+  const auto until = Clock::now() + std::chrono::seconds(1);
+  for (;;) {
+    auto n = co_await s.read_some(sink).deadline(until);
+    if (!n || *n == 0) break;
+  }
+}
+
 // `stream` is the accept loop's: the child starts at once (TaskScope::adopt) and takes it before its first
 // suspension, so the frame holds no second copy (every idle connection keeps this frame).
 corio::detail::ChildTask run_connection(Server::Handler& handler, detail::ServerShard& shard, TcpStream&& stream,
                                         ConnectionLimiter::Permit permit) {
   Connection conn(std::move(stream), shard);
-  try {
-    co_await handler(conn);
-  } catch (...) {
-    corio::detail::report_escaped(std::current_exception(), "connection handler");
+  // One co_await for both the handler and, after a drain that left a request unread, linger(): a close
+  // with unread bytes would reset the connection and could destroy the replies just written. (One await
+  // site keeps the frame, which every idle connection holds, in a smaller size class.)
+  task<void> work = handler(conn);
+  for (bool handled = false;; handled = true) {
+    try {
+      co_await std::move(work);
+    } catch (...) {
+      corio::detail::report_escaped(std::current_exception(), "connection handler");
+    }
+    if (handled || !shard.draining || !conn.stream().is_open() || detail::ServerShard::unread(conn.stream().fd()) == 0) break;
+    work = linger(conn.stream());
   }
   (void)permit;
 }
 
 task<void> join(TaskScope& scope) { co_await scope.join(); }
 
-task<void> close_on_signal(Server& server, SignalSet& signals, bool& closed) {
-  if (co_await signals.next() > 0) {
-    closed = true;
-    server.close();
-  }
+// Stopped (close()) or not, a listener is closed on its own reactor as soon as its loop ends.
+task<void> close_after(task<void> loop, TcpListener& listener) {
+  co_await std::move(loop);
+  listener.close();
+}
+
+task<void> close_on_signal(Server& server, SignalSet& signals) {
+  if (co_await signals.next() > 0) server.close();
 }
 }  // namespace
 
@@ -110,22 +141,24 @@ task<void> Server::serve_on(std::shared_ptr<State> state, unsigned reactor) {
   auto start = [state, &shard](TcpStream&& conn, ConnectionLimiter::Permit permit) {
     return run_connection(state->handler, shard, std::move(conn), std::move(permit));
   };
-  co_await submit_to(reactor, detail::accept_loop(shard.listener, s.limiter, s.counters, std::move(start)));
+  co_await submit_to(reactor, close_after(detail::accept_loop(shard.listener, s.limiter, s.counters, std::move(start)),
+                                          shard.listener));
 }
 
 task<bool> Server::shutdown(Clock::time_point deadline) {
   for (unsigned i = 0; i < state_->shards.size(); ++i) {
-    co_await submit_to(i, [shard = state_->shards[i].get()] { shard->drain(); });
+    co_await submit_to(i, [state = state_, i] { state->shards[i]->drain(); });
   }
-  co_return co_await with_timeout(deadline - Clock::now(), join(loops_));
+  const bool joined = co_await with_timeout(deadline - Clock::now(), join(loops_));
+  co_return joined && !closed_;
 }
 
 task<SignalStop> shutdown_on_signal(Server& server, SignalSet& signals, Clock::duration drain) {
   const int signal = co_await signals.next();
-  bool closed = false;
+  if (signal < 0) co_return SignalStop{signal, false};  // stopped, or the read failed: the server is untouched
   TaskScope second;
-  second.spawn(close_on_signal(server, signals, closed));
-  const bool in_time = co_await server.shutdown(Clock::now() + drain) && !closed;
+  second.spawn(close_on_signal(server, signals));
+  const bool in_time = co_await server.shutdown(Clock::now() + drain);
   second.request_stop();
   co_await second.join();
   co_return SignalStop{signal, in_time};

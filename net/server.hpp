@@ -117,13 +117,17 @@ class Connection {
   Connection& operator=(const Connection&) = delete;
 
   TcpStream& stream() noexcept { return stream_; }
-  // Call before waiting for the next request. False once the server is shutting down: end the connection.
-  // When shutdown() starts, an idle connection's socket is shut for reading: what the peer had already
-  // sent is still read, then the read ends as at the end of the stream. (While the Connection holds the
-  // stream: a handler that moves it out, into a TLS stream say, stays busy.)
+  // Call before reading the next request from stream(). False once the server is shutting down: end the
+  // connection. When shutdown() starts, an idle connection with nothing to read has its socket shut for
+  // reading, so that its read ends as at the end of the stream; one whose next request has begun to
+  // arrive is left to serve it. (A request whose first bytes arrive as the shutdown begins can still be
+  // cut short, as in Go; clients retry.) Only a read of stream() is woken so: a handler that waits on
+  // something else, or has moved the stream out (into a TLS stream, say), should not call idle().
   bool idle() noexcept;
   // Call when a request has arrived: shutdown() lets it finish, until its deadline.
   void busy() noexcept { idle_ = false; }
+  // Whether the server is shutting down: a handler may say so to its client ("Connection: close").
+  bool draining() const noexcept;
 
  private:
   friend struct detail::ServerShard;
@@ -153,12 +157,18 @@ class Server {
   const ServerCounters& counters() const noexcept;
   const ConnectionLimiter& limiter() const noexcept;
 
-  // Stops accepting (the listeners close: new connections are refused), closes the connections that are
-  // idle now or become idle, lets busy ones finish until `deadline`, then stops them. Returns once every
-  // connection has ended: true when all ended by the deadline.
+  // Stops accepting (the listeners close: new connections are refused), ends the connections that are
+  // idle now (see Connection::idle) or become idle, lets busy ones finish until `deadline`, then stops
+  // them. Returns once every connection has ended: true when all ended by themselves, by the deadline.
+  // A connection ended with a request unread half-closes and lets its client read the replies for up to a
+  // second before the close, which would otherwise reset the connection.
   task<bool> shutdown(Clock::time_point deadline);
-  // Stops every connection now (Go's Close): ends a shutdown() in progress early, or stops all without one.
-  void close() noexcept { loops_.request_stop(); }
+  // Stops every connection now and closes the listeners (Go's Close): ends a shutdown() in progress
+  // early (it then returns false), or stops all without one.
+  void close() noexcept {
+    closed_ = true;
+    loops_.request_stop();
+  }
 
  private:
   struct State;
@@ -166,13 +176,15 @@ class Server {
   static task<void> serve_on(std::shared_ptr<State> state, unsigned reactor);
   std::shared_ptr<State> state_;  // shared with the accept loops, which may outlive this object briefly
   TaskScope loops_;
+  bool closed_ = false;
 };
 
 // The graceful stop a server process needs: waits for a signal from `signals`, then shuts `server` down with
 // `drain` as the deadline; a second signal during the drain stops what is still busy at once (close()).
+// If the wait itself is stopped (or the read fails), it returns at once and leaves the server alone.
 struct SignalStop {
-  int signal;    // the first signal's number (-errno if reading it failed)
-  bool in_time;  // every connection ended by itself before the deadline or a second signal
+  int signal;    // the first signal's number (-errno if the wait was stopped or the read failed)
+  bool in_time;  // every connection ended by itself before the deadline, with no second signal
 };
 task<SignalStop> shutdown_on_signal(Server& server, SignalSet& signals, Clock::duration drain);
 

@@ -169,8 +169,11 @@ class EpollBackend final : public Backend {
 
   // One-shot interest in what the descriptor's waiters need; re-armed after every event.
   void arm(int fd, Waiters& w) {
-    std::uint32_t events = EPOLLONESHOT | EPOLLRDHUP;
+    // EPOLLRDHUP only for readers: after the peer's FIN (or our SHUT_RD) it stays set, and a writer woken
+    // by it would find EAGAIN and be re-armed at once, over and over.
+    std::uint32_t events = EPOLLONESHOT;
     for (Operation* op : w.ops) events |= op->readiness().events;
+    if (events & EPOLLIN) events |= EPOLLRDHUP;
     epoll_event ev{};
     ev.events = events;
     ev.data.u64 = static_cast<std::uint64_t>(fd);
@@ -190,9 +193,10 @@ class EpollBackend final : public Backend {
     auto it = waiting_.find(fd);
     if (it == waiting_.end()) return;
     readying_.swap(it->second.ops);
-    const bool all = events & (EPOLLERR | EPOLLHUP | EPOLLRDHUP);
+    const bool all = events & (EPOLLERR | EPOLLHUP);
+    const std::uint32_t seen = events & EPOLLRDHUP ? events | EPOLLIN : events;  // a read sees the end of stream
     for (Operation* op : readying_) {
-      if (!all && !(op->readiness().events & events)) {
+      if (!all && !(op->readiness().events & seen)) {
         it->second.ops.push_back(op);
         continue;
       }

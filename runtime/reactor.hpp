@@ -51,6 +51,9 @@ class Reactor {
   void post(Message* m) noexcept;
 
   std::size_t detached_count() const noexcept { return detached_.size(); }
+  // The fraction of the last ~100 ms this reactor spent running rather than waiting for its backend
+  // (load shedding reads it).
+  double utilisation() const noexcept { return utilisation_; }
 
  private:
   friend void detail::finish_detached(detail::PromiseBase&) noexcept;
@@ -70,6 +73,9 @@ class Reactor {
   MessageQueue inbox_;
   std::atomic<bool> wake_pending_{false};
   std::atomic<bool> stopping_{false};
+  Clock::time_point window_start_{};
+  Clock::duration idle_{};
+  double utilisation_ = 0;
 };
 
 // Runs `t` detached on the calling thread's reactor. An exception escaping it is reported on stderr with

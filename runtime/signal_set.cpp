@@ -20,11 +20,16 @@ SignalSet::SignalSet(std::initializer_list<int> signals) {
   for (int s : signals) {
     if (sigaddset(&set, s) != 0) throw std::system_error(errno, std::generic_category(), "corio: SignalSet: signal " + std::to_string(s));
   }
-  if (int err = pthread_sigmask(SIG_BLOCK, &set, nullptr); err != 0) {
+  sigset_t old;
+  if (int err = pthread_sigmask(SIG_BLOCK, &set, &old); err != 0) {
     throw std::system_error(err, std::generic_category(), "corio: SignalSet: pthread_sigmask");
   }
   fd_ = signalfd(-1, &set, SFD_CLOEXEC);
-  if (fd_ < 0) throw std::system_error(errno, std::generic_category(), "corio: SignalSet: signalfd");
+  if (fd_ < 0) {
+    const int err = errno;
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    throw std::system_error(err, std::generic_category(), "corio: SignalSet: signalfd");
+  }
 }
 
 SignalSet::~SignalSet() { ::close(fd_); }

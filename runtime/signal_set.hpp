@@ -5,7 +5,10 @@
 // The constructor blocks the signals in the calling thread (threads started later inherit that) and opens a
 // signalfd for them: a blocked signal waits there until next() reads it, through the reactor, so it arrives
 // on a reactor like any I/O. Threads started before it do not block them, and one of those may take the
-// signal instead: create it first thing in main(). Throws std::system_error if the signalfd cannot be made.
+// signal instead: create it first thing in main(), before any Runtime. Programs it starts inherit the
+// blocked mask (give them their own: posix_spawnattr_setsigmask). Two signals of one kind sent before a
+// read merge into one, as blocked standard signals do. It must outlive a pending next(). Throws
+// std::system_error if the signalfd cannot be made (the mask is then left as it was).
 #pragma once
 #include <initializer_list>
 

@@ -41,7 +41,9 @@ class TaskScope final : private detail::ChildGroup {
   void spawn(task<T> t) {
     adopt(discard(std::move(t)));
   }
-  // Starts a coroutine written as a child (serve() uses it: one frame less per connection).
+  // Starts a coroutine written as a child (serve() uses it: one frame less per connection). Like spawn(),
+  // it runs the child now, until its first suspension, before returning: a child may take its arguments
+  // by reference from the caller's frame until then (net::Server's connections do).
   void adopt(detail::ChildTask child);
 
   void request_stop() noexcept { stop_.request_stop(); }

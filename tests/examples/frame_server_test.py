@@ -2,6 +2,7 @@
 """Drives frame-server from Python's standard sockets and with frame-client: frames of several sizes,
 zero-length, pipelined frames, an oversized frame (connection closed, server keeps serving), a truncated
 frame, and SIGTERM.   usage: frame_server_test.py path/to/frame-server path/to/frame-client"""
+import os
 import signal
 import socket
 import struct
@@ -12,6 +13,7 @@ import time
 from harness import check, finish, stall_then_drain, start, stop, wait
 
 server_bin, client_bin = sys.argv[1], sys.argv[2]
+sanitized = os.environ.get("CORIO_SANITIZED") == "1"  # its heap keeps freed memory: no resident-memory bounds
 
 
 def recv_exact(sock, n):
@@ -91,7 +93,7 @@ for s in liars:
     s.sendall(struct.pack(">I", 16 << 20) + b"x")
 time.sleep(0.5)
 grown = rss_kib(p) - before
-check(grown < 8 * 1024, f"20 clients announcing 16 MiB frames cost {grown} KiB, not 320 MiB")
+check(grown < 8 * 1024 or sanitized, f"20 clients announcing 16 MiB frames cost {grown} KiB, not 320 MiB")
 for s in liars:
     s.close()
 
@@ -141,7 +143,7 @@ def closed_by_server(s):
 
 
 refused = sum(1 for s in hoarders if closed_by_server(s))
-check(grown < 8 * 1024, f"16 clients with 700 KiB of 1 MiB frames hold {grown} KiB, under 8 MiB (not 16)")
+check(grown < 8 * 1024 or sanitized, f"16 clients with 700 KiB of 1 MiB frames hold {grown} KiB, under 8 MiB (not 16)")
 check(12 <= refused < 16, f"those past the budget are closed ({refused} of 16)")
 warm.sendall(frame(b"small"))
 check(read_frame(warm) == b"small", "a small frame is still served")

@@ -238,6 +238,21 @@ TEST(Server, ARequestThatArrivedBeforeShutdownIsStillServed) {
   }());
 }
 
+// close(), then new connections are refused within two seconds (on every reactor's listener).
+task<bool> ping_refused_after_close(Server& server) {
+  server.close();
+  co_return co_await eventually([&] {
+    // A blocking connect to loopback answers at once: refused, or accepted into a backlog.
+    for (int i = 0; i < 20; ++i) {  // from 20 source ports: each listener is someone's
+      int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      bool refused = ::connect(fd, server.address().sockaddr_ptr(), server.address().length()) != 0 && errno == ECONNREFUSED;
+      ::close(fd);
+      if (!refused) return false;
+    }
+    return true;
+  });
+}
+
 // Sets SO_LINGER to zero and closes: the peer gets a reset, not an end of stream.
 void reset(TcpStream& s) {
   linger now{1, 0};
@@ -290,11 +305,25 @@ TEST(Server, CloseStopsWhatIsBusyAtOnce) {
       s.close();  // as a second signal does, during the drain
     }(**server));
     const auto t0 = Clock::now();
-    (void)co_await (*server)->shutdown(Clock::now() + 1h);
+    EXPECT_FALSE(co_await (*server)->shutdown(Clock::now() + 1h)) << "cut short by close(): not in time";
     EXPECT_LT(Clock::now() - t0, 3s);
     EXPECT_EQ(handler->working.load(), 0);
     EXPECT_EQ(co_await read_all(*c), "");
     co_await closer.join();
+    auto late = co_await TcpStream::connect((*server)->address(), 2s);
+    EXPECT_FALSE(late) << "close() closes the listeners";
+  }());
+}
+
+TEST(Server, CloseWithoutShutdownClosesTheListenersToo) {
+  Runtime rt({.reactors = 2, .pin = false});
+  rt.run([]() -> task<void> {
+    auto server = Server::start(Address::loopback_v4(0), [](Connection& c) -> task<void> {
+      char b[1];
+      (void)co_await c.stream().read_some(b);
+    });
+    if (!server) co_return ADD_FAILURE() << server.error().message();
+    EXPECT_TRUE(co_await ping_refused_after_close(**server));
   }());
 }
 
