@@ -3,9 +3,9 @@
 include(CMakePackageConfigHelpers)
 
 set(CORIO_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/corio)
-install(TARGETS corio_runtime corio_net corio_tls EXPORT corioTargets
+install(TARGETS corio_runtime corio_net corio_tls corio_http EXPORT corioTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
-foreach(layer runtime net tls)
+foreach(layer runtime net tls http)
   install(DIRECTORY ${PROJECT_SOURCE_DIR}/${layer}/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/corio/${layer}
           FILES_MATCHING PATTERN "*.hpp")
 endforeach()

@@ -1,0 +1,131 @@
+// http-server: HTTP/1.1 on corio::http, with the TechEmpower endpoints, so that its numbers compare.
+//   http-server [--listen 127.0.0.1:8080] [--reactors N] [--tls-cert PEM --tls-key KEY] [--max-body BYTES]
+//               [--max-in-flight N] [--max-utilisation PERCENT] [--idle-timeout S] [--header-timeout S]
+//               [--write-timeout S] [--drain-timeout S] [--backend uring|epoll]
+//   GET  /plaintext   "Hello, World!" (text/plain)
+//   GET  /json        {"message":"Hello, World!"} (application/json)
+//   POST /echo        the request body back, Content-Length or chunked
+//   GET  /stream?n=N  N chunks of a streamed (chunked) response
+//   GET  /slow?ms=N   "done" after N ms (a request in progress, for drains and load shedding)
+// SIGINT/SIGTERM stops accepting, ends idle keep-alive connections, lets requests in progress finish for
+// --drain-timeout (their responses say "Connection: close"), then exits 0; a second signal stops at once.
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "corio/http/server.hpp"
+#include "corio/runtime/runtime.hpp"
+#include "corio/runtime/signal_set.hpp"
+#include "corio/runtime/time.hpp"
+#include "examples/flags.hpp"
+
+using corio::task;
+using corio::http::Request;
+using corio::http::Response;
+
+int main(int argc, char** argv) {
+  std::string listen = "127.0.0.1:8080", cert, key, backend = "uring";
+  unsigned long reactors = 0, max_body = 1 << 20, in_flight = 0, utilisation = 0, idle = 60, header = 10, write = 30,
+                drain = 5;
+  const char* usage =
+      "[--listen ADDR] [--reactors N] [--tls-cert PEM --tls-key KEY] [--max-body BYTES] [--max-in-flight N] "
+      "[--max-utilisation PERCENT] [--idle-timeout S] [--header-timeout S] [--write-timeout S] [--drain-timeout S] "
+      "[--backend uring|epoll]";
+  if (!corio::examples::parse_pairs(argc, argv, {{"--listen", listen}, {"--tls-cert", cert}, {"--tls-key", key}, {"--backend", backend}},
+                                    {{"--reactors", reactors, 1024}, {"--max-body", max_body, 1ul << 34},
+                                     {"--max-in-flight", in_flight, 1'000'000}, {"--max-utilisation", utilisation, 100},
+                                     {"--idle-timeout", idle, 86400, 1}, {"--header-timeout", header, 3600, 1},
+                                     {"--write-timeout", write, 3600, 1},
+                                     {"--drain-timeout", drain, 3600}},
+                                    usage)) {
+    return 2;
+  }
+  corio::BackendOptions backend_options;
+  if (!corio::examples::parse_backend(backend.c_str(), backend_options.kind)) {
+    std::fprintf(stderr, "http-server: --backend: not a valid value: \"%s\"\n", backend.c_str());
+    return 2;
+  }
+  auto addr = corio::net::Address::parse(listen);
+  if (!addr) {
+    std::fprintf(stderr, "http-server: --listen: %s\n", addr.error().message().c_str());
+    return 2;
+  }
+  if (cert.empty() != key.empty()) {
+    std::fprintf(stderr, "http-server: --tls-cert and --tls-key go together\n");
+    return 2;
+  }
+  std::optional<corio::tls::Context> tls;
+  if (!cert.empty()) {
+    auto ctx = corio::tls::Context::server({.cert_file = cert, .key_file = key, .alpn = {"http/1.1"}});
+    if (!ctx) {
+      std::fprintf(stderr, "http-server: %s\n", ctx.error().message().c_str());
+      return 1;
+    }
+    tls.emplace(std::move(*ctx));
+  }
+
+  corio::http::Router routes;
+  routes.get("/plaintext", [](Request&, Response& res) -> task<void> {
+    res.body = "Hello, World!";
+    co_return;
+  });
+  routes.get("/json", [](Request&, Response& res) -> task<void> {
+    res.content_type = "application/json";
+    res.body = R"({"message":"Hello, World!"})";
+    co_return;
+  });
+  routes.post("/echo", [](Request& req, Response& res) -> task<void> {
+    res.content_type = "application/octet-stream";
+    res.body.swap(req.body);
+    co_return;
+  });
+  routes.get("/stream", [](Request& req, Response& res) -> task<void> {
+    unsigned long n = 3;
+    if (req.query.starts_with("n=")) (void)corio::examples::parse_number(std::string(req.query.substr(2)).c_str(), 100000, n);
+    for (unsigned long i = 0; i < n; ++i) {
+      if (!co_await res.write("chunk " + std::to_string(i) + "\n")) co_return;
+    }
+  });
+
+  routes.get("/slow", [](Request& req, Response& res) -> task<void> {
+    unsigned long ms = 100;
+    if (req.query.starts_with("ms=")) (void)corio::examples::parse_number(std::string(req.query.substr(3)).c_str(), 60000, ms);
+    co_await corio::sleep_for(std::chrono::milliseconds(ms));
+    res.body = "done";
+  });
+
+  try {
+    corio::SignalSet signals({SIGINT, SIGTERM});  // before the runtime: its threads inherit the mask
+    corio::Runtime rt({.reactors = static_cast<unsigned>(reactors), .backend = backend_options});
+    return rt.run([&]() -> task<int> {
+      auto server = corio::http::Server::start(*addr, routes.handler(),
+                                               {.max_body = max_body,
+                                                .header_timeout = std::chrono::seconds(header),
+                                                .idle_timeout = std::chrono::seconds(idle),
+                                                .write_timeout = std::chrono::seconds(write),
+                                                .max_in_flight = static_cast<std::uint32_t>(in_flight),
+                                                .max_utilisation = static_cast<double>(utilisation) / 100,
+                                                .tls = tls ? &*tls : nullptr});
+      if (!server) {
+        std::fprintf(stderr, "http-server: %s\n", server.error().message().c_str());
+        co_return 1;
+      }
+      std::printf("listening on %s\n", (*server)->address().to_string().c_str());
+      if (tls) std::fprintf(stderr, "http-server: HTTPS (ALPN http/1.1)\n");
+      std::fflush(stdout);
+      auto stop = co_await corio::net::shutdown_on_signal((*server)->net(), signals, std::chrono::seconds(drain));
+      const auto& c = (*server)->counters();
+      std::fprintf(stderr, "http-server: %s: stopped%s; requests %llu, shed %llu, refused %llu, tls failures %llu\n",
+                   stop.signal > 0 ? strsignal(stop.signal) : "signal read failed", stop.in_time ? "" : " (drain cut short)",
+                   static_cast<unsigned long long>(c.requests.load()), static_cast<unsigned long long>(c.shed.load()),
+                   static_cast<unsigned long long>(c.refused.load()), static_cast<unsigned long long>(c.tls_failures.load()));
+      co_return 0;
+    }());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "http-server: %s\n", e.what());
+    return 1;
+  }
+}

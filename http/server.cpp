@@ -1,0 +1,392 @@
+#include "corio/http/server.hpp"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+#include <ctime>
+
+#include "corio/http/chunked.hpp"
+#include "corio/runtime/log.hpp"
+#include "corio/runtime/reactor.hpp"
+#include "corio/runtime/runtime.hpp"
+#include "corio/tls/stream.hpp"
+
+namespace corio::http {
+
+namespace {
+// Per reactor: the requests in handlers now (load shedding), on its own cache line.
+struct alignas(64) Shard {
+  std::uint32_t in_flight = 0;
+};
+}  // namespace
+
+struct Server::State {
+  State(Handler h, ServerOptions o, unsigned reactors) : handler(std::move(h)), options(std::move(o)), shards(reactors) {}
+  Handler handler;
+  ServerOptions options;
+  ServerCounters counters;
+  std::vector<Shard> shards;
+};
+
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr std::size_t kFlushAt = 64 * 1024;  // pipelined responses leave once this much is ready
+
+// "Date: Tue, 01 Dec 2026 18:00:00 GMT\r\n", formatted once a second per thread.
+std::string_view date_line() noexcept {
+  thread_local char line[64];
+  thread_local std::size_t len = 0;
+  thread_local std::time_t last = -1;
+  const std::time_t now = std::time(nullptr);
+  if (now != last) {
+    std::tm g{};
+    gmtime_r(&now, &g);
+    len = std::strftime(line, sizeof line, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &g);
+    last = now;
+  }
+  return {line, len};
+}
+
+void append_number(std::string& out, std::uint64_t n, int base = 10) {
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, n, base);
+  out.append(buf, r.ptr);
+}
+
+bool no_body_status(int status) noexcept { return status < 200 || status == 204 || status == 304; }
+
+struct TcpTransport {
+  const net::TcpStream& s;
+  // (A task: .deadline() returns a reference to the operation, which must live in a frame.)
+  task<net::Result<std::size_t>> read(std::span<char> b, Clock::time_point d) const { co_return co_await s.read_some(b).deadline(d); }
+  auto write(std::span<const char> b, Clock::time_point d) const { return s.write_all(b, d); }
+  // After a refusal: no more from us, and what the client still sends is read and dropped for a moment, so
+  // that our answer is not lost to a reset (a close with unread bytes).
+  task<void> linger() const {
+    (void)s.shutdown_write();
+    char sink[4096];
+    const auto until = Clock::now() + 1s;
+    for (std::size_t dropped = 0; dropped < (1u << 20);) {
+      auto n = co_await s.read_some(sink).deadline(until);
+      if (!n || *n == 0) break;
+      dropped += *n;
+    }
+  }
+};
+
+struct TlsTransport {
+  tls::Stream& s;
+  auto read(std::span<char> b, Clock::time_point d) const { return s.read_some(b, d); }
+  auto write(std::span<const char> b, Clock::time_point d) const { return s.write_all(b, d); }
+  task<void> linger() const { (void)co_await s.shutdown(Clock::now() + 1s); }
+};
+
+template <class Transport>
+class HttpConnection final : public detail::BodySink {
+ public:
+  HttpConnection(Transport t, net::Connection& conn, Server::State& state)
+      : t_(t),
+        conn_(conn),
+        state_(state),
+        opt_(state.options),
+        cap_(std::max<std::size_t>(16 * 1024, opt_.limits.max_head_bytes + 4096)),
+        in_(new char[cap_]) {}
+
+  void set_peer(const net::Address& peer) noexcept { req_.peer = &peer; }
+  task<void> run();
+  task<net::Result<void>> send_chunk(std::string_view data) override;
+
+ private:
+  std::string_view buffered() const noexcept { return {in_.get() + begin_, end_ - begin_}; }
+  task<bool> flush();
+  task<void> refuse(int status, const char* reason);
+  task<bool> read_head(std::size_t& head_end);
+  task<bool> read_body(std::size_t head_end, std::size_t& consumed);
+  void append_head(int status, std::string_view content_type, const std::string& headers, bool chunked,
+                   std::uint64_t length);
+  void append_response();
+
+  Transport t_;
+  net::Connection& conn_;
+  Server::State& state_;
+  const ServerOptions& opt_;
+  std::size_t cap_;
+  std::unique_ptr<char[]> in_;
+  std::size_t begin_ = 0, end_ = 0;
+  std::string out_;
+  Request req_;
+  Response res_;
+  bool keep_ = true;
+  bool head_sent_ = false;
+  bool broken_ = false;  // a write failed: the connection ends after the handler
+};
+
+template <class T>
+task<bool> HttpConnection<T>::flush() {
+  if (out_.empty()) co_return true;
+  auto sent = co_await t_.write(out_, Clock::now() + opt_.write_timeout);
+  out_.clear();
+  if (out_.capacity() > 4 * kFlushAt) std::string().swap(out_);
+  broken_ = broken_ || !sent;
+  co_return static_cast<bool>(sent);
+}
+
+template <class T>
+task<void> HttpConnection<T>::refuse(int status, const char* reason) {
+  state_.counters.refused.fetch_add(1, std::memory_order_relaxed);
+  log::limited(log::Level::debug, "http refused", std::chrono::seconds(10), "http: %s: %d %s", req_.peer->to_string().c_str(),
+               status, reason);
+  res_.reset(nullptr);
+  res_.status = status;
+  res_.body.append(reason).push_back('\n');
+  if (status == 503) {
+    res_.header("Retry-After", std::to_string(opt_.retry_after.count()));
+  }
+  keep_ = false;
+  req_.method = "GET";
+  append_response();
+  if (co_await flush()) co_await t_.linger();
+}
+
+// Waits until a whole head is buffered; false when the connection is to end (closed, idle, refused).
+template <class T>
+task<bool> HttpConnection<T>::read_head(std::size_t& head_end) {
+  std::size_t scanned = 0;
+  Clock::time_point header_deadline = Clock::time_point::max();
+  for (;;) {
+    while (end_ - begin_ >= 2 && in_[begin_] == '\r' && in_[begin_ + 1] == '\n') begin_ += 2, scanned = 0;
+    std::string_view have = buffered();
+    if ((head_end = find_head_end(have, scanned)) != 0) co_return true;
+    if (HeadError e = check_partial_head(have, opt_.limits); e.status != 0) {
+      co_await refuse(e.status, e.reason);
+      co_return false;
+    }
+    Clock::time_point deadline;
+    if (have.empty()) {
+      begin_ = end_ = 0;
+      if (!co_await flush()) co_return false;  // what is ready leaves before we wait
+      if (!conn_.idle()) co_return false;       // between requests, shutting down
+      deadline = Clock::now() + opt_.idle_timeout;
+    } else {
+      conn_.busy();
+      if (header_deadline == Clock::time_point::max()) header_deadline = Clock::now() + opt_.header_timeout;
+      deadline = header_deadline;
+      if (end_ == cap_) {  // room at the end: the head moves to the front (no request is alive)
+        std::memmove(in_.get(), in_.get() + begin_, have.size());
+        end_ = have.size();
+        begin_ = 0;
+      }
+    }
+    auto n = co_await t_.read(std::span(in_.get() + end_, cap_ - end_), deadline);
+    if (!n) {
+      if (n.error().timed_out() && end_ > begin_) co_await refuse(408, "the request head did not arrive in time");
+      co_return false;
+    }
+    if (*n == 0) co_return false;  // the client closed
+    if (end_ == begin_) {
+      conn_.busy();
+      header_deadline = Clock::now() + opt_.header_timeout;
+    }
+    end_ += *n;
+  }
+}
+
+// Reads the request's body into req_.body (whole); `consumed` grows past what it used of the buffer. The
+// head, [begin_, begin_ + head_end), is never moved: the request's views point into it.
+template <class T>
+task<bool> HttpConnection<T>::read_body(std::size_t head_end, std::size_t& consumed) {
+  const Clock::time_point deadline = Clock::now() + opt_.body_timeout;
+  if (req_.expect_continue && end_ - begin_ == consumed) {
+    out_.append("HTTP/1.1 100 Continue\r\n\r\n");
+    if (!co_await flush()) co_return false;
+  }
+  if (req_.framing == BodyKind::length) {
+    const std::size_t take = std::min<std::uint64_t>(req_.content_length, end_ - begin_ - consumed);
+    req_.body.assign(in_.get() + begin_ + consumed, take);
+    consumed += take;
+    std::string& body = req_.body;
+    std::size_t have = take;
+    body.resize(req_.content_length);
+    while (have < body.size()) {
+      auto n = co_await t_.read(std::span(body.data() + have, body.size() - have), deadline);
+      if (!n || *n == 0) {
+        if (!n && n.error().timed_out()) co_await refuse(408, "the request body did not arrive in time");
+        co_return false;
+      }
+      have += *n;
+    }
+    co_return true;
+  }
+  ChunkedDecoder decoder(opt_.max_body);
+  for (;;) {
+    std::size_t used = 0;
+    auto status = decoder.feed(std::string_view(in_.get() + begin_ + consumed, end_ - begin_ - consumed), req_.body, used);
+    consumed += used;
+    if (status == ChunkedDecoder::Status::done) co_return true;
+    if (status == ChunkedDecoder::Status::error) {
+      co_await refuse(decoder.status(), decoder.reason());
+      co_return false;
+    }
+    // All of it used: read more over what was after the head.
+    end_ = begin_ + head_end;
+    consumed = head_end;
+    auto n = co_await t_.read(std::span(in_.get() + end_, cap_ - end_), deadline);
+    if (!n || *n == 0) {
+      if (!n && n.error().timed_out()) co_await refuse(408, "the request body did not arrive in time");
+      co_return false;
+    }
+    end_ += *n;
+  }
+}
+
+template <class T>
+void HttpConnection<T>::append_head(int status, std::string_view content_type, const std::string& headers, bool chunked,
+                                    std::uint64_t length) {
+  out_.append("HTTP/1.1 ");
+  append_number(out_, static_cast<std::uint64_t>(status));
+  out_.push_back(' ');
+  out_.append(reason_phrase(status)).append("\r\nServer: corio\r\n").append(date_line());
+  if (!content_type.empty()) out_.append("Content-Type: ").append(content_type).append("\r\n");
+  if (chunked) {
+    if (req_.minor >= 1) out_.append("Transfer-Encoding: chunked\r\n");
+  } else if (!no_body_status(status)) {
+    out_.append("Content-Length: ");
+    append_number(out_, length);
+    out_.append("\r\n");
+  }
+  if (conn_.draining()) keep_ = false;  // shutting down: this is the connection's last response
+  if (!keep_) out_.append("Connection: close\r\n");
+  else if (req_.minor == 0) out_.append("Connection: keep-alive\r\n");
+  out_.append(headers).append("\r\n");
+}
+
+template <class T>
+void HttpConnection<T>::append_response() {
+  append_head(res_.status, res_.content_type, res_.headers(), false, res_.body.size());
+  if (req_.method != "HEAD" && !no_body_status(res_.status)) out_.append(res_.body);
+}
+
+template <class T>
+task<net::Result<void>> HttpConnection<T>::send_chunk(std::string_view data) {
+  if (!head_sent_) {
+    head_sent_ = true;
+    if (req_.minor == 0) keep_ = false;  // an HTTP/1.0 client reads a streamed body to the close
+    append_head(res_.status, res_.content_type, res_.headers(), true, 0);
+  }
+  if (!data.empty() && req_.method != "HEAD" && !no_body_status(res_.status)) {
+    if (req_.minor >= 1) {
+      append_number(out_, data.size(), 16);
+      out_.append("\r\n").append(data).append("\r\n");
+    } else {
+      out_.append(data);
+    }
+  }
+  auto sent = co_await t_.write(out_, Clock::now() + opt_.write_timeout);
+  out_.clear();
+  if (!sent) {
+    broken_ = true;
+    co_return sent.error();
+  }
+  co_return net::Result<void>{};
+}
+
+template <class T>
+task<void> HttpConnection<T>::run() {
+  Shard& shard = state_.shards[Reactor::current()->id()];
+  for (;;) {
+    std::size_t head_end = 0;
+    if (!co_await read_head(head_end)) co_return;
+    req_.body.clear();
+    if (HeadError e = parse_request_head(std::string_view(in_.get() + begin_, head_end), req_, opt_.limits); e.status != 0) {
+      co_await refuse(e.status, e.reason);
+      co_return;
+    }
+    keep_ = req_.keep_alive;
+    const bool over_flight = opt_.max_in_flight != 0 && shard.in_flight >= opt_.max_in_flight;
+    if (over_flight || (opt_.max_utilisation > 0 && Reactor::current()->utilisation() > opt_.max_utilisation)) {
+      state_.counters.shed.fetch_add(1, std::memory_order_relaxed);
+      co_await refuse(503, over_flight ? "too many requests in progress" : "the server is too busy");
+      co_return;
+    }
+    std::size_t consumed = head_end;
+    if (req_.framing == BodyKind::length && req_.content_length > opt_.max_body) {
+      co_await refuse(413, "the request body is over the limit");
+      co_return;
+    }
+    if (req_.framing != BodyKind::none && !co_await read_body(head_end, consumed)) co_return;
+
+    state_.counters.requests.fetch_add(1, std::memory_order_relaxed);
+    res_.reset(this);
+    head_sent_ = false;
+    ++shard.in_flight;
+    try {
+      co_await state_.handler(req_, res_);
+    } catch (const std::exception& e) {
+      log::limited(log::Level::error, "http handler", std::chrono::seconds(10), "http: handler for %.*s %.*s: %s",
+                   static_cast<int>(req_.method.size()), req_.method.data(), static_cast<int>(req_.path.size()),
+                   req_.path.data(), e.what());
+      if (!head_sent_) {
+        res_.reset(this);
+        res_.status = 500;
+        res_.body = "internal server error\n";
+      } else {
+        keep_ = false;  // the chunked body cannot be ended cleanly
+      }
+    }
+    --shard.in_flight;
+    if (broken_) co_return;  // the client stopped reading (write timeout) or went away
+    if (head_sent_) {
+      if (!keep_ && req_.minor >= 1) co_return;  // a stream cut short: the close tells the client
+      if (req_.minor >= 1 && req_.method != "HEAD" && !no_body_status(res_.status)) out_.append("0\r\n\r\n");
+    } else {
+      append_response();
+    }
+    begin_ += consumed;
+    if (!keep_ || conn_.draining()) {
+      (void)co_await flush();
+      co_return;
+    }
+    if (out_.size() >= kFlushAt && !co_await flush()) co_return;
+  }
+}
+
+task<void> serve_connection(std::shared_ptr<Server::State> state, net::Connection& conn) {
+  if (state->options.tls == nullptr) {
+    HttpConnection<TcpTransport> c(TcpTransport{conn.stream()}, conn, *state);
+    c.set_peer(conn.stream().peer());
+    co_await c.run();
+    co_return;
+  }
+  const net::Address peer = conn.stream().peer();
+  auto tls = co_await tls::Stream::accept(*state->options.tls, std::move(conn.stream()),
+                                          Clock::now() + state->options.header_timeout);
+  if (!tls) {
+    state->counters.tls_failures.fetch_add(1, std::memory_order_relaxed);
+    log::limited(log::Level::debug, "https handshake", std::chrono::seconds(10), "http: %s", tls.error().message().c_str());
+    co_return;
+  }
+  HttpConnection<TlsTransport> c(TlsTransport{*tls}, conn, *state);
+  c.set_peer(peer);
+  co_await c.run();
+}
+
+}  // namespace
+
+net::Result<std::unique_ptr<Server>> Server::start(const net::Address& at, Handler handler, ServerOptions options) {
+  auto state = std::make_shared<State>(std::move(handler), options, Reactor::current()->runtime()->size());
+  auto net = net::Server::start(at, [state](net::Connection& c) { return serve_connection(state, c); }, options.net);
+  if (!net) return net.error();
+  return std::unique_ptr<Server>(new Server(std::move(state), std::move(*net)));
+}
+
+Server::Server(std::shared_ptr<State> state, std::unique_ptr<net::Server> net) : state_(std::move(state)), net_(std::move(net)) {}
+
+Server::~Server() = default;
+
+const ServerCounters& Server::counters() const noexcept { return state_->counters; }
+
+}  // namespace corio::http
