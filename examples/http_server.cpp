@@ -1,5 +1,5 @@
 // http-server: HTTP/1.1 on corio::http, with the TechEmpower endpoints, so that its numbers compare.
-//   http-server [--listen 127.0.0.1:8080] [--reactors N] [--tls-cert PEM --tls-key KEY] [--max-body BYTES]
+//   http-server [--listen 127.0.0.1:8080] [--reactors N] [--tls-cert PEM --tls-key KEY] [--root DIR] [--max-body BYTES]
 //               [--max-in-flight N] [--max-utilisation PERCENT] [--idle-timeout S] [--header-timeout S]
 //               [--write-timeout S] [--drain-timeout S] [--backend uring|epoll]
 //   GET  /plaintext   "Hello, World!" (text/plain)
@@ -7,6 +7,7 @@
 //   POST /echo        the request body back, Content-Length or chunked
 //   GET  /stream?n=N  N chunks of a streamed (chunked) response
 //   GET  /slow?ms=N   "done" after N ms (a request in progress, for drains and load shedding)
+//   GET  /...         with --root DIR, the files under DIR (index.html for a directory, ETag, no escapes)
 // SIGINT/SIGTERM stops accepting, ends idle keep-alive connections, lets requests in progress finish for
 // --drain-timeout (their responses say "Connection: close"), then exits 0; a second signal stops at once.
 #include <csignal>
@@ -17,6 +18,7 @@
 #include <string>
 
 #include "corio/http/server.hpp"
+#include "corio/http/static_files.hpp"
 #include "corio/runtime/runtime.hpp"
 #include "corio/runtime/signal_set.hpp"
 #include "corio/runtime/time.hpp"
@@ -27,14 +29,14 @@ using corio::http::Request;
 using corio::http::Response;
 
 int main(int argc, char** argv) {
-  std::string listen = "127.0.0.1:8080", cert, key, backend = "uring";
+  std::string listen = "127.0.0.1:8080", cert, key, root, backend = "uring";
   unsigned long reactors = 0, max_body = 1 << 20, in_flight = 0, utilisation = 0, idle = 60, header = 10, write = 30,
                 drain = 5;
   const char* usage =
-      "[--listen ADDR] [--reactors N] [--tls-cert PEM --tls-key KEY] [--max-body BYTES] [--max-in-flight N] "
+      "[--listen ADDR] [--reactors N] [--tls-cert PEM --tls-key KEY] [--root DIR] [--max-body BYTES] [--max-in-flight N] "
       "[--max-utilisation PERCENT] [--idle-timeout S] [--header-timeout S] [--write-timeout S] [--drain-timeout S] "
       "[--backend uring|epoll]";
-  if (!corio::examples::parse_pairs(argc, argv, {{"--listen", listen}, {"--tls-cert", cert}, {"--tls-key", key}, {"--backend", backend}},
+  if (!corio::examples::parse_pairs(argc, argv, {{"--listen", listen}, {"--tls-cert", cert}, {"--tls-key", key}, {"--root", root}, {"--backend", backend}},
                                     {{"--reactors", reactors, 1024}, {"--max-body", max_body, 1ul << 34},
                                      {"--max-in-flight", in_flight, 1'000'000}, {"--max-utilisation", utilisation, 100},
                                      {"--idle-timeout", idle, 86400, 1}, {"--header-timeout", header, 3600, 1},
@@ -98,6 +100,7 @@ int main(int argc, char** argv) {
   });
 
   try {
+    if (!root.empty()) routes.prefix("GET", "/", corio::http::static_files(root));
     corio::SignalSet signals({SIGINT, SIGTERM});  // before the runtime: its threads inherit the mask
     corio::Runtime rt({.reactors = static_cast<unsigned>(reactors), .backend = backend_options});
     return rt.run([&]() -> task<int> {

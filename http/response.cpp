@@ -35,6 +35,7 @@ void Response::reset(detail::BodySink* sink) noexcept {
   headers_.clear();
   sink_ = sink;
   streaming_ = false;
+  length_.reset();
 }
 
 const char* reason_phrase(int status) noexcept {

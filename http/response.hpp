@@ -3,6 +3,8 @@
 // streams instead: the first call sends the head with Transfer-Encoding: chunked (close-delimited for an
 // HTTP/1.0 client), each call one chunk, and the server ends the body when the handler returns.
 #pragma once
+#include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -35,6 +37,10 @@ class Response {
 
   // Streams `data` as one chunk (nothing for empty data); the head leaves with the first call.
   task<net::Result<void>> write(std::string_view data);
+  // Before the first write(): the streamed body's length, sent as Content-Length, the writes then going out
+  // as they are (no chunks). A body that ends shorter or longer closes the connection.
+  void stream_length(std::uint64_t n) noexcept { length_ = n; }
+  std::optional<std::uint64_t> stream_length() const noexcept { return length_; }
   bool streaming() const noexcept { return streaming_; }
 
   // The server's: reuses the object for the next request on the connection.
@@ -44,6 +50,7 @@ class Response {
   std::string headers_;
   detail::BodySink* sink_ = nullptr;
   bool streaming_ = false;
+  std::optional<std::uint64_t> length_;
 };
 
 const char* reason_phrase(int status) noexcept;

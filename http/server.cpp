@@ -123,6 +123,7 @@ class HttpConnection final : public detail::BodySink {
   bool keep_ = true;
   bool head_sent_ = false;
   bool broken_ = false;  // a write failed: the connection ends after the handler
+  std::uint64_t streamed_ = 0;  // body bytes written by the handler
 };
 
 template <class T>
@@ -272,13 +273,16 @@ void HttpConnection<T>::append_response() {
 
 template <class T>
 task<net::Result<void>> HttpConnection<T>::send_chunk(std::string_view data) {
+  const std::optional<std::uint64_t> length = res_.stream_length();
   if (!head_sent_) {
     head_sent_ = true;
-    if (req_.minor == 0) keep_ = false;  // an HTTP/1.0 client reads a streamed body to the close
-    append_head(res_.status, res_.content_type, res_.headers(), true, 0);
+    streamed_ = 0;
+    if (req_.minor == 0 && !length) keep_ = false;  // an HTTP/1.0 client reads a chunkless body to the close
+    append_head(res_.status, res_.content_type, res_.headers(), !length, length.value_or(0));
   }
+  streamed_ += data.size();
   if (!data.empty() && req_.method != "HEAD" && !no_body_status(res_.status)) {
-    if (req_.minor >= 1) {
+    if (req_.minor >= 1 && !length) {
       append_number(out_, data.size(), 16);
       out_.append("\r\n").append(data).append("\r\n");
     } else {
@@ -323,25 +327,29 @@ task<void> HttpConnection<T>::run() {
     res_.reset(this);
     head_sent_ = false;
     ++shard.in_flight;
+    bool failed = false;
     try {
       co_await state_.handler(req_, res_);
     } catch (const std::exception& e) {
       log::limited(log::Level::error, "http handler", std::chrono::seconds(10), "http: handler for %.*s %.*s: %s",
                    static_cast<int>(req_.method.size()), req_.method.data(), static_cast<int>(req_.path.size()),
                    req_.path.data(), e.what());
+      failed = true;
       if (!head_sent_) {
         res_.reset(this);
         res_.status = 500;
         res_.body = "internal server error\n";
-      } else {
-        keep_ = false;  // the chunked body cannot be ended cleanly
       }
     }
     --shard.in_flight;
     if (broken_) co_return;  // the client stopped reading (write timeout) or went away
     if (head_sent_) {
-      if (!keep_ && req_.minor >= 1) co_return;  // a stream cut short: the close tells the client
-      if (req_.minor >= 1 && req_.method != "HEAD" && !no_body_status(res_.status)) out_.append("0\r\n\r\n");
+      const std::optional<std::uint64_t> length = res_.stream_length();
+      if (failed || (length && *length != streamed_ && req_.method != "HEAD")) {
+        (void)co_await flush();
+        co_return;  // a stream cut short, or of the wrong length: only the close can tell the client
+      }
+      if (!length && req_.minor >= 1 && req_.method != "HEAD" && !no_body_status(res_.status)) out_.append("0\r\n\r\n");
     } else {
       append_response();
     }

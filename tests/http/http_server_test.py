@@ -2,7 +2,7 @@
 """Drives examples/http-server with outside clients (curl, wrk, h2load, ab, Python's http.client) and with
 hostile ones from raw sockets: every request-smuggling form, 1 MiB of headers, a header dripped slowly,
 100,000 pipelined requests in one write, a client that never reads, garbage; then load shedding, limits,
-HTTPS with the test CA, and a graceful shutdown.
+a graceful shutdown, HTTPS with the test CA, and static files (no escapes from the root).
 usage: http_server_test.py HTTP_SERVER CERT_DIR"""
 import http.client
 import os
@@ -273,6 +273,47 @@ check("ALPN: server accepted http/1.1" in r.stderr, "HTTPS: ALPN http/1.1")
 check("Re-using existing connection" in r.stderr, "HTTPS: keep-alive")
 rc, err = stop(p)
 check(rc == 0, f"the HTTPS server exits 0 ({rc})")
+
+# Static files under --root: types, a large body read through the reactor, ETag/304, HEAD, no escapes.
+with tempfile.TemporaryDirectory() as d:
+    www = os.path.join(d, "www")
+    os.makedirs(os.path.join(www, "sub"))
+    with open(os.path.join(www, "index.html"), "w") as f:
+        f.write("<h1>hi</h1>\n")
+    with open(os.path.join(www, "style.css"), "w") as f:
+        f.write("body{}\n")
+    big = os.urandom(3_000_000)
+    with open(os.path.join(www, "sub", "big.bin"), "wb") as f:
+        f.write(big)
+    with open(os.path.join(d, "secret.txt"), "w") as f:
+        f.write("secret\n")
+    os.symlink("../secret.txt", os.path.join(www, "escape"))
+    os.symlink("/etc/passwd", os.path.join(www, "absolute"))
+    os.symlink("style.css", os.path.join(www, "inside"))
+    p, port = start(SERVER, "--reactors", "1", "--root", www)
+    url = f"http://127.0.0.1:{port}"
+    r = run("curl", "-s", "-D", "-", f"{url}/")
+    check(r.stdout.startswith("HTTP/1.1 200") and "text/html" in r.stdout and r.stdout.endswith("<h1>hi</h1>\n"),
+          "a directory serves its index.html")
+    r = run("curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{content_type}", f"{url}/style.css")
+    check(r.stdout == "200 text/css; charset=utf-8", f"Content-Type by extension ({r.stdout})")
+    r = subprocess.run(["curl", "-s", f"{url}/sub/big.bin"], capture_output=True, timeout=30)
+    check(r.stdout == big, f"a 3 MB file arrives whole ({len(r.stdout)} bytes)")
+    r = run("curl", "-sI", f"{url}/sub/big.bin")
+    check("Content-Length: 3000000" in r.stdout and "application/octet-stream" in r.stdout, "HEAD of it: its length and type")
+    etag = re.search(r"ETag: (\S+)", r.stdout).group(1)
+    r = run("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", f"If-None-Match: {etag}", f"{url}/sub/big.bin")
+    check(r.stdout == "304", f"If-None-Match with its ETag: 304 ({r.stdout})")
+    r = run("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", f"{url}/inside")
+    check(r.stdout == "200", "a symlink within the root is served")
+    for path in ("escape", "absolute", "sub/../../secret.txt", "%2e%2e/secret.txt", "sub/%2e%2e/%2e%2e/secret.txt",
+                 "missing.txt", "sub/", "%00"):
+        r = run("curl", "-s", "--path-as-is", "-o", "/dev/null", "-w", "%{http_code}", f"{url}/{path}")
+        check(r.stdout == "404", f"/{path}: 404 ({r.stdout})")
+    r = run("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT", "--data", "x", f"{url}/style.css")
+    check(r.stdout == "405", f"PUT of a file: 405 ({r.stdout})")
+    rc, _ = stop(p)
+    check(rc == 0, f"the file server exits 0 ({rc})")
 
 for args, want in ((["--bogus", "1"], "--bogus: unknown flag"), (["--listen", "nope"], "--listen"),
                    (["--tls-cert", "x.pem"], "--tls-cert and --tls-key go together"),
