@@ -110,19 +110,28 @@ HeadError parse_fields(std::string_view lines, Headers& headers, Framing& f, con
     if (headers.size() == limits.max_fields) return {431, "too many header fields"};
     std::string_view value = trim(raw);
     headers.add(name, value);
+    const bool framing = equals_ignore_case(name, "content-length") || equals_ignore_case(name, "transfer-encoding");
+    // Framing fields take spaces only: parsers disagree on tabs around their values.
+    if (framing && raw.find('\t') != std::string_view::npos) return bad("a tab in Content-Length or Transfer-Encoding");
     if (equals_ignore_case(name, "content-length")) {
       std::uint64_t n = 0;
       if (!parse_decimal(value, n)) return bad("a Content-Length that is not a number");
-      if (has_length && n != f.content_length) return bad("Content-Length values that differ");
+      // Even an equal second value: some parsers refuse it, and a proxy between them could disagree.
+      if (has_length) return bad("more than one Content-Length");
       has_length = true;
       f.content_length = n;
     } else if (equals_ignore_case(name, "transfer-encoding")) {
-      if (value.empty()) return bad("an empty Transfer-Encoding");
-      for_each_element(value, [&](std::string_view coding) {
+      // Strict, unlike other lists: an empty element (",chunked") is framed differently by other parsers.
+      for (std::string_view rest = value;;) {
+        const std::size_t comma = rest.find(',');
+        const std::string_view coding = trim(rest.substr(0, comma));
+        if (!is_token(coding)) return bad("a malformed Transfer-Encoding");
         ++codings;
         last_chunked = equals_ignore_case(coding, "chunked");
         chunked += last_chunked ? 1 : 0;
-      });
+        if (comma == std::string_view::npos) break;
+        rest.remove_prefix(comma + 1);
+      }
     } else if (equals_ignore_case(name, "connection")) {
       for_each_element(value, [&](std::string_view option) {
         if (equals_ignore_case(option, "close")) f.close = true;

@@ -1,10 +1,13 @@
 // The head of an HTTP/1.1 message (RFC 9112): request line or status line, then header fields, parsed
 // strictly so that no two implementations could frame the message differently (request smuggling).
 // Refused, with the status a server answers: both Content-Length and Transfer-Encoding, Content-Length
-// values that differ or are not digits, a Transfer-Encoding whose last coding is not chunked, obs-fold
+// repeated or not digits, a tab in either, a Transfer-Encoding whose last coding is not chunked (or with
+// an empty element, ",chunked"), obs-fold
 // (a line starting with whitespace), NUL, bare CR or LF and other control bytes, whitespace before a
 // colon, a missing or repeated Host in HTTP/1.1: 400. A request line over the limit: 414; header bytes or
 // count over the limits: 431; a coding other than chunked: 501; an expectation other than 100-continue: 417.
+// Stricter than RFC 9112 where other parsers disagree (a differential fuzz against Node's http-parser,
+// tests/fuzz/http_request_fuzz.cpp, checks that whatever this accepts, it frames alike).
 // find_head_end() finds where a head ends as bytes arrive, scanning each byte once.
 #pragma once
 #include <cstddef>

@@ -11,8 +11,11 @@
 namespace corio::http {
 namespace {
 
-HeadError parse(const std::string& head, RequestHead& out, const HeadLimits& limits = {}) {
-  return parse_request_head(head, out, limits);
+// The views the parser fills in point into the bytes: they are kept here until the next parse.
+HeadError parse(std::string head, RequestHead& out, const HeadLimits& limits = {}) {
+  static std::string kept;
+  kept = std::move(head);
+  return parse_request_head(kept, out, limits);
 }
 
 int status_of(const std::string& head) {
@@ -22,8 +25,8 @@ int status_of(const std::string& head) {
 
 TEST(HeadParser, ParsesARequestWithItsFieldsPathAndQuery) {
   RequestHead r;
-  std::string head = "GET /a/b?x=1&y HTTP/1.1\r\nHost: example.test\r\nX-Empty:\r\nAccept:  text/*  \r\n\r\n";
-  ASSERT_EQ(parse(head, r).status, 0);
+  const std::string head = "GET /a/b?x=1&y HTTP/1.1\r\nHost: example.test\r\nX-Empty:\r\nAccept:  text/*  \r\n\r\n";
+  ASSERT_EQ(parse_request_head(head, r).status, 0);
   EXPECT_EQ(r.method, "GET");
   EXPECT_EQ(r.target, "/a/b?x=1&y");
   EXPECT_EQ(r.path, "/a/b");
@@ -57,8 +60,8 @@ TEST(HeadParser, BodyFraming) {
   ASSERT_EQ(parse("POST /e HTTP/1.1\r\nHost: h\r\nContent-Length: 42\r\n\r\n", r).status, 0);
   EXPECT_EQ(r.framing, BodyKind::length);
   EXPECT_EQ(r.content_length, 42u);
-  ASSERT_EQ(parse("POST /e HTTP/1.1\r\nHost: h\r\nContent-Length: 7\r\nContent-Length: 7\r\n\r\n", r).status, 0)
-      << "the same length twice is one length";
+  EXPECT_EQ(parse("POST /e HTTP/1.1\r\nHost: h\r\nContent-Length: 7\r\nContent-Length: 7\r\n\r\n", r).status, 400)
+      << "even the same length twice (other parsers refuse it)";
   ASSERT_EQ(parse("POST /e HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: Chunked\r\n\r\n", r).status, 0);
   EXPECT_EQ(r.framing, BodyKind::chunked);
   ASSERT_EQ(parse("POST /e HTTP/1.1\r\nHost: h\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n", r).status, 0);
@@ -88,6 +91,11 @@ TEST(HeadParser, RefusesEverySmugglingForm) {
       {"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", 400},
       {"Transfer-Encoding: \r\n", 400},
       {"Transfer-Encoding: xchunked\r\n", 400},
+      {"Transfer-Encoding: ,chunked\r\n", 400},
+      {"Transfer-Encoding: chunked,\r\n", 400},
+      {"Transfer-Encoding: chunked;x=1\r\n", 400},
+      {"Transfer-Encoding: chunked\t\r\n", 400},
+      {"Content-Length:\t5\r\n", 400},
       {"Transfer-Encoding: gzip, chunked\r\n", 501},
       {"X-A: b\r\n folded\r\n", 400},
       {"X-A: b\r\n\tfolded\r\n", 400},
