@@ -8,6 +8,7 @@
 #include <ctime>
 
 #include "corio/http/chunked.hpp"
+#include "corio/net/recv_stream.hpp"
 #include "corio/runtime/log.hpp"
 #include "corio/runtime/reactor.hpp"
 #include "corio/runtime/runtime.hpp"
@@ -59,37 +60,68 @@ void append_number(std::string& out, std::uint64_t n, int base = 10) {
 
 bool no_body_status(int status) noexcept { return status < 200 || status == 204 || status == 304; }
 
+// Plain TCP: bytes arrive through a RecvStream (one multishot receive into the reactor's pool buffers,
+// its deadlines on the reactor's timer queue) and are copied into the connection's buffer; a response
+// goes out with a send that never waits, and only what did not fit waits, with the write timeout. No
+// request costs a kernel timer.
 struct TcpTransport {
+  explicit TcpTransport(const net::TcpStream& stream) : s(stream), rx(stream) {}
   const net::TcpStream& s;
-  // (A task: .deadline() returns a reference to the operation, which must live in a frame.)
-  task<net::Result<std::size_t>> read(std::span<char> b, Clock::time_point d) const { co_return co_await s.read_some(b).deadline(d); }
-  auto write(std::span<const char> b, Clock::time_point d) const { return s.write_all(b, d); }
+  net::RecvStream rx;
+  RecvBuffer pending;  // received, not yet copied out
+
+  task<net::Result<std::size_t>> read(std::span<char> b, Clock::time_point d) {
+    if (pending.empty()) {
+      auto got = co_await rx.next(d);
+      if (!got) co_return got.error();
+      if (got->empty()) co_return std::size_t{0};
+      pending = std::move(*got);
+    }
+    const std::size_t n = std::min(b.size(), pending.size());
+    std::memcpy(b.data(), pending.bytes().data(), n);
+    pending.consume(n);
+    if (pending.empty()) pending = RecvBuffer();  // back to the pool
+    co_return n;
+  }
+  task<net::Result<void>> write(std::span<const char> b, Clock::time_point d) {
+    auto sent = co_await s.try_write(b);
+    if (!sent) co_return sent.error();
+    if (*sent == b.size()) co_return net::Result<void>{};
+    auto rest = co_await s.write_all(b.subspan(*sent), d);
+    if (!rest && rest.error().timed_out()) s.reset_on_close();  // it stopped reading: drop what it left
+    co_return rest;
+  }
   // After a refusal: no more from us, and what the client still sends is read and dropped for a moment, so
   // that our answer is not lost to a reset (a close with unread bytes).
-  task<void> linger() const {
+  task<void> linger() {
     (void)s.shutdown_write();
-    char sink[4096];
     const auto until = Clock::now() + 1s;
     for (std::size_t dropped = 0; dropped < (1u << 20);) {
-      auto n = co_await s.read_some(sink).deadline(until);
-      if (!n || *n == 0) break;
-      dropped += *n;
+      auto got = co_await rx.next(until);
+      if (!got || got->empty()) break;
+      dropped += got->size();
     }
   }
 };
 
 struct TlsTransport {
+  explicit TlsTransport(tls::Stream& stream) noexcept : s(stream) {}
   tls::Stream& s;
   auto read(std::span<char> b, Clock::time_point d) const { return s.read_some(b, d); }
-  auto write(std::span<const char> b, Clock::time_point d) const { return s.write_all(b, d); }
+  task<net::Result<void>> write(std::span<const char> b, Clock::time_point d) const {
+    auto sent = co_await s.write_all(b, d);
+    if (!sent && sent.error().timed_out()) s.tcp().reset_on_close();
+    co_return sent;
+  }
   task<void> linger() const { (void)co_await s.shutdown(Clock::now() + 1s); }
 };
 
 template <class Transport>
 class HttpConnection final : public detail::BodySink {
  public:
-  HttpConnection(Transport t, net::Connection& conn, Server::State& state)
-      : t_(t),
+  template <class Stream>
+  HttpConnection(Stream& stream, net::Connection& conn, Server::State& state)
+      : t_(stream),
         conn_(conn),
         state_(state),
         opt_(state.options),
@@ -364,7 +396,7 @@ task<void> HttpConnection<T>::run() {
 
 task<void> serve_connection(std::shared_ptr<Server::State> state, net::Connection& conn) {
   if (state->options.tls == nullptr) {
-    HttpConnection<TcpTransport> c(TcpTransport{conn.stream()}, conn, *state);
+    HttpConnection<TcpTransport> c(conn.stream(), conn, *state);
     c.set_peer(conn.stream().peer());
     co_await c.run();
     co_return;
@@ -377,7 +409,7 @@ task<void> serve_connection(std::shared_ptr<Server::State> state, net::Connectio
     log::limited(log::Level::debug, "https handshake", std::chrono::seconds(10), "http: %s", tls.error().message().c_str());
     co_return;
   }
-  HttpConnection<TlsTransport> c(TlsTransport{*tls}, conn, *state);
+  HttpConnection<TlsTransport> c(*tls, conn, *state);
   c.set_peer(peer);
   co_await c.run();
 }

@@ -75,7 +75,7 @@ void SendImpl::prepare(io_uring_sqe& sqe) noexcept {
     // WRITE_FIXED has no MSG_NOSIGNAL: the Runtime ignores SIGPIPE, so a closed peer is an EPIPE value.
     io_uring_prep_write_fixed(&sqe, fd, rest.data(), rest.size(), 0, mode.fixed_index);
   } else {
-    io_uring_prep_send(&sqe, fd, rest.data(), rest.size(), MSG_NOSIGNAL);
+    io_uring_prep_send(&sqe, fd, rest.data(), rest.size(), MSG_NOSIGNAL | (mode.no_wait ? MSG_DONTWAIT : 0));
   }
 }
 
@@ -108,6 +108,7 @@ int SendImpl::perform() noexcept {
   for (;;) {
     std::span<const char> rest = buf.subspan(done);
     ssize_t n = ::send(stream->fd(), rest.data(), rest.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n < 0 && errno == EAGAIN && mode.no_wait) return 0;
     if (n < 0) return -errno;  // EAGAIN: wait for room; what was sent stays counted in done
     if (!all || static_cast<std::size_t>(n) == rest.size()) return static_cast<int>(n);
     done += static_cast<std::size_t>(n);
@@ -117,6 +118,7 @@ int SendImpl::perform() noexcept {
 Readiness SendImpl::readiness() const noexcept { return {stream->fd(), EPOLLOUT}; }
 
 Result<std::size_t> SendImpl::await_resume() const {
+  if (result() == -EAGAIN && mode.no_wait) return std::size_t{0};  // io_uring: MSG_DONTWAIT found no room
   if (result() < 0) return io_error(*stream, "write to", result());
   return static_cast<std::size_t>(result());
 }
@@ -176,6 +178,12 @@ Op<SendImpl> TcpStream::write_fixed(const FixedBuffer& b, std::size_t len) const
 Result<void> TcpStream::shutdown_write() const {
   if (::shutdown(fd_, SHUT_WR) != 0) return make_error(errno, "shutdown " + peer_.to_string());
   return {};
+}
+
+void TcpStream::reset_on_close() const noexcept {
+  if (fd_ < 0) return;
+  const linger now{1, 0};
+  ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &now, sizeof now);
 }
 
 void TcpStream::close() noexcept {

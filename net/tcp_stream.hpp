@@ -56,6 +56,7 @@ struct SendMode {
   bool zero_copy = false;
   bool report_usage = false;  // ask the kernel whether it copied anyway
   int fixed_index = -1;
+  bool no_wait = false;       // take what the socket has room for now: 0 bytes rather than a wait
 };
 
 struct SendImpl : Operation {
@@ -106,6 +107,12 @@ class TcpStream {
   Op<RecvImpl> read_some(std::span<char> buf) const noexcept { return Op<RecvImpl>(*this, buf); }
   // One send (may be short). MSG_NOSIGNAL: a closed peer is an EPIPE value, never SIGPIPE.
   Op<SendImpl> write_some(std::span<const char> buf) const noexcept { return Op<SendImpl>(*this, buf); }
+  // One send that never waits: what the socket has room for now is sent, 0 when it has none. Needs no
+  // deadline, so it costs no timer: a server sends a response this way, then write_all()s any rest with
+  // its write timeout.
+  Op<SendImpl> try_write(std::span<const char> buf) const noexcept {
+    return Op<SendImpl>(*this, buf, SendMode{.no_wait = true});
+  }
   // Fills `buf` unless the stream ends first: returns the bytes read (< buf.size() only at end of stream).
   task<Result<std::size_t>> read_exact(std::span<char> buf, Clock::time_point deadline = Clock::time_point::max()) const;
   // One receive into a registered buffer (READ_FIXED), up to `max` bytes.
@@ -132,6 +139,10 @@ class TcpStream {
   // let it go. (A zero-copy write_all, one with no deadline or stop, still ends only once
   // the kernel's notification frees its buffer.)
   void close() noexcept;
+  // Makes the close, whenever it comes, a reset (SO_LINGER 0): what is still unsent is dropped at once.
+  // For a peer that stopped reading: a plain close would leave the kernel holding its unsent bytes, and
+  // the end of stream queued behind them, until the peer reads or TCP gives up.
+  void reset_on_close() const noexcept;
 
   int fd() const noexcept { return fd_; }
   bool is_open() const noexcept { return fd_ >= 0; }
