@@ -83,11 +83,11 @@ struct TcpTransport {
     if (pending.empty()) pending = RecvBuffer();  // back to the pool
     co_return n;
   }
-  task<net::Result<void>> write(std::span<const char> b, Clock::time_point d) {
+  task<net::Result<void>> write(std::span<const char> b, Clock::duration timeout) {
     auto sent = co_await s.try_write(b);
     if (!sent) co_return sent.error();
     if (*sent == b.size()) co_return net::Result<void>{};
-    auto rest = co_await s.write_all(b.subspan(*sent), d);
+    auto rest = co_await s.write_all(b.subspan(*sent), Clock::now() + timeout);
     if (!rest && rest.error().timed_out()) s.reset_on_close();  // it stopped reading: drop what it left
     co_return rest;
   }
@@ -108,8 +108,8 @@ struct TlsTransport {
   explicit TlsTransport(tls::Stream& stream) noexcept : s(stream) {}
   tls::Stream& s;
   auto read(std::span<char> b, Clock::time_point d) const { return s.read_some(b, d); }
-  task<net::Result<void>> write(std::span<const char> b, Clock::time_point d) const {
-    auto sent = co_await s.write_all(b, d);
+  task<net::Result<void>> write(std::span<const char> b, Clock::duration timeout) const {
+    auto sent = co_await s.write_all(b, Clock::now() + timeout);
     if (!sent && sent.error().timed_out()) s.tcp().reset_on_close();
     co_return sent;
   }
@@ -161,7 +161,7 @@ class HttpConnection final : public detail::BodySink {
 template <class T>
 task<bool> HttpConnection<T>::flush() {
   if (out_.empty()) co_return true;
-  auto sent = co_await t_.write(out_, Clock::now() + opt_.write_timeout);
+  auto sent = co_await t_.write(out_, opt_.write_timeout);
   out_.clear();
   if (out_.capacity() > 4 * kFlushAt) std::string().swap(out_);
   broken_ = broken_ || !sent;
@@ -203,10 +203,10 @@ task<bool> HttpConnection<T>::read_head(std::size_t& head_end) {
       begin_ = end_ = 0;
       if (!co_await flush()) co_return false;  // what is ready leaves before we wait
       if (!conn_.idle()) co_return false;       // between requests, shutting down
-      deadline = Clock::now() + opt_.idle_timeout;
+      deadline = Reactor::current()->now() + opt_.idle_timeout;
     } else {
       conn_.busy();
-      if (header_deadline == Clock::time_point::max()) header_deadline = Clock::now() + opt_.header_timeout;
+      if (header_deadline == Clock::time_point::max()) header_deadline = Reactor::current()->now() + opt_.header_timeout;
       deadline = header_deadline;
       if (end_ == cap_) {  // room at the end: the head moves to the front (no request is alive)
         std::memmove(in_.get(), in_.get() + begin_, have.size());
@@ -222,7 +222,7 @@ task<bool> HttpConnection<T>::read_head(std::size_t& head_end) {
     if (*n == 0) co_return false;  // the client closed
     if (end_ == begin_) {
       conn_.busy();
-      header_deadline = Clock::now() + opt_.header_timeout;
+      header_deadline = Reactor::current()->now() + opt_.header_timeout;
     }
     end_ += *n;
   }
@@ -232,7 +232,7 @@ task<bool> HttpConnection<T>::read_head(std::size_t& head_end) {
 // head, [begin_, begin_ + head_end), is never moved: the request's views point into it.
 template <class T>
 task<bool> HttpConnection<T>::read_body(std::size_t head_end, std::size_t& consumed) {
-  const Clock::time_point deadline = Clock::now() + opt_.body_timeout;
+  const Clock::time_point deadline = Reactor::current()->now() + opt_.body_timeout;
   if (req_.expect_continue && end_ - begin_ == consumed) {
     out_.append("HTTP/1.1 100 Continue\r\n\r\n");
     if (!co_await flush()) co_return false;
@@ -321,7 +321,7 @@ task<net::Result<void>> HttpConnection<T>::send_chunk(std::string_view data) {
       out_.append(data);
     }
   }
-  auto sent = co_await t_.write(out_, Clock::now() + opt_.write_timeout);
+  auto sent = co_await t_.write(out_, opt_.write_timeout);
   out_.clear();
   if (!sent) {
     broken_ = true;
