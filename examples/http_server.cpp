@@ -7,6 +7,7 @@
 //   POST /echo        the request body back, Content-Length or chunked
 //   GET  /stream?n=N  N chunks of a streamed (chunked) response
 //   GET  /slow?ms=N   "done" after N ms (a request in progress, for drains and load shedding)
+//   GET  /spin?ms=N   "done" after N ms of the reactor's CPU (a busy reactor, for --max-utilisation)
 //   GET  /...         with --root DIR, the files under DIR (index.html for a directory, ETag, no escapes)
 // SIGINT/SIGTERM stops accepting, ends idle keep-alive connections, lets requests in progress finish for
 // --drain-timeout (their responses say "Connection: close"), then exits 0; a second signal stops at once.
@@ -97,6 +98,16 @@ int main(int argc, char** argv) {
     if (req.query.starts_with("ms=")) (void)corio::examples::parse_number(std::string(req.query.substr(3)).c_str(), 60000, ms);
     co_await corio::sleep_for(std::chrono::milliseconds(ms));
     res.body = "done";
+  });
+
+  routes.get("/spin", [](Request& req, Response& res) -> task<void> {
+    unsigned long ms = 10;
+    if (req.query.starts_with("ms=")) (void)corio::examples::parse_number(std::string(req.query.substr(3)).c_str(), 1000, ms);
+    const auto until = corio::Clock::now() + std::chrono::milliseconds(ms);
+    while (corio::Clock::now() < until) {
+    }
+    res.body = "done";
+    co_return;
   });
 
   try {

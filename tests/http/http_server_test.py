@@ -235,6 +235,36 @@ check(sum(1 for r in results if r[0] == 200) == 2, "the requests in flight finis
 rc, err = stop(p)
 check(rc == 0 and "shed 1" in err, f"shedding is counted ({err.strip()})")
 
+# Active shedding: a reactor busier than --max-utilisation (50%) answers 503 "too busy" at once, counted;
+# once the load stops it serves again.
+p, port = start(SERVER, "--reactors", "1", "--max-utilisation", "50")
+statuses = []
+
+
+def spin_for(seconds):
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/spin?ms=20")
+        resp = conn.getresponse()
+        statuses.append((resp.status, resp.getheader("Retry-After"), resp.read()))
+        conn.close()
+
+
+threads = [threading.Thread(target=spin_for, args=(1.5,)) for _ in range(3)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+busy = [s for s in statuses if s[0] == 503]
+check(busy and all(s[1] == "1" and b"too busy" in s[2] for s in busy) and len(busy) < len(statuses),
+      f"over --max-utilisation: some requests get 503 too busy ({len(busy)} of {len(statuses)})")
+time.sleep(0.5)
+r = run("curl", "-s", f"http://127.0.0.1:{port}/plaintext")
+check(r.stdout == "Hello, World!", "once the load stops, requests are served again")
+rc, err = stop(p)
+check(rc == 0 and f"shed {len(busy)}" in err, f"and the shed requests are counted ({err.strip()})")
+
 # Graceful shutdown: an idle keep-alive connection is closed at once; a request in progress finishes with
 # "Connection: close".
 p, port = start(SERVER, "--reactors", "2", "--drain-timeout", "10")
