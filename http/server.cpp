@@ -24,7 +24,7 @@ struct alignas(64) Shard {
 }  // namespace
 
 struct Server::State {
-  State(Handler h, ServerOptions o, unsigned reactors) : handler(std::move(h)), options(std::move(o)), shards(reactors) {}
+  State(Handler h, const ServerOptions& o, unsigned reactors) : handler(std::move(h)), options(o), shards(reactors) {}
   Handler handler;
   ServerOptions options;
   ServerCounters counters;
@@ -35,7 +35,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-constexpr std::size_t kFlushAt = 64 * 1024;  // pipelined responses leave once this much is ready
+constexpr std::size_t kFlushAt = std::size_t{64} * 1024;  // pipelined responses leave once this much is ready
 
 // "Date: Tue, 01 Dec 2026 18:00:00 GMT\r\n", formatted once a second per thread.
 std::string_view date_line() noexcept {
@@ -125,7 +125,7 @@ class HttpConnection final : public detail::BodySink {
         conn_(conn),
         state_(state),
         opt_(state.options),
-        cap_(std::max<std::size_t>(16 * 1024, opt_.limits.max_head_bytes + 4096)),
+        cap_(std::max<std::size_t>(std::size_t{16} * 1024, opt_.limits.max_head_bytes + 4096)),
         in_(new char[cap_]) {}
 
   void set_peer(const net::Address& peer) noexcept { req_.peer = &peer; }

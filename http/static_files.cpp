@@ -18,8 +18,8 @@ namespace corio::http {
 
 namespace {
 
-constexpr std::size_t kWholeBody = 64 * 1024;  // up to this, one read and one response; larger: streamed
-constexpr std::size_t kChunk = 64 * 1024;
+constexpr std::size_t kWholeBody = std::size_t{64} * 1024;  // up to this, one read and one response; larger: streamed
+constexpr std::size_t kChunk = std::size_t{64} * 1024;
 
 struct Fd {
   int fd = -1;

@@ -56,6 +56,14 @@ std::string get(std::string_view path, std::string_view method = "GET") {
   return std::string(method) + " " + std::string(path) + " HTTP/1.1\r\nHost: t\r\n\r\n";
 }
 
+// A handler answering `text`.
+Handler say(std::string text) {
+  return [text](Request&, Response& res) -> task<void> {
+    res.body = text;
+    co_return;
+  };
+}
+
 int status_of(const std::string& response) {
   return response.starts_with("HTTP/1.1 ") && response.size() > 12 ? std::stoi(response.substr(9, 3)) : 0;
 }
@@ -64,12 +72,6 @@ TEST(HttpServer, RouterPicksExactThenLongestPrefixAndAnswers404And405) {
   Runtime rt({.reactors = 1});
   rt.run([]() -> task<void> {
     Router routes;
-    auto say = [](std::string text) {
-      return [text](Request&, Response& res) -> task<void> {
-        res.body = text;
-        co_return;
-      };
-    };
     routes.get("/a", say("exact a"));
     routes.prefix("GET", "/", say("root prefix"));
     routes.prefix("GET", "/a/", say("a prefix"));
@@ -104,10 +106,7 @@ TEST(HttpServer, AHandlerExceptionIs500AndTheConnectionGoesOn) {
       res.header("X-Evil", "a\r\nSet-Cookie: stolen=1");  // refused: throws
       co_return;
     });
-    routes.get("/ok", [](Request&, Response& res) -> task<void> {
-      res.body = "fine";
-      co_return;
-    });
+    routes.get("/ok", say("fine"));
     auto server = Server::start(net::Address::loopback_v4(0), routes.handler());
     if (!server) co_return ADD_FAILURE() << server.error().message();
     auto c = co_await TcpStream::connect((*server)->address(), 2s);
@@ -134,10 +133,7 @@ TEST(HttpServer, AStreamedResponseWhoseClientLeavesEndsTheHandlerOnly) {
       }
       *failed_write = true;
     });
-    routes.get("/ok", [](Request&, Response& res) -> task<void> {
-      res.body = "fine";
-      co_return;
-    });
+    routes.get("/ok", say("fine"));
     auto server = Server::start(net::Address::loopback_v4(0), routes.handler());
     if (!server) co_return ADD_FAILURE() << server.error().message();
     auto c = co_await TcpStream::connect((*server)->address(), 2s);

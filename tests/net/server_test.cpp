@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "corio/runtime/runtime.hpp"
@@ -153,6 +154,26 @@ task<std::string> read_all(TcpStream& s) {
   }
 }
 
+// A server whose handler works for an hour on each request, with one client whose request is in progress.
+struct OneBusy {
+  std::shared_ptr<SlowRequests> handler = std::make_shared<SlowRequests>(1h);
+  std::unique_ptr<Server> server;
+  TcpStream client;
+};
+task<std::optional<OneBusy>> one_busy_connection() {
+  OneBusy b;
+  auto handler = b.handler;
+  auto server = Server::start(Address::loopback_v4(0), [handler](Connection& c) { return (*handler)(c); });
+  if (!server) co_return ADD_FAILURE() << server.error().message(), std::nullopt;
+  b.server = std::move(*server);
+  auto c = co_await TcpStream::connect(b.server->address(), 5s);
+  if (!c) co_return ADD_FAILURE() << c.error().message(), std::nullopt;
+  b.client = std::move(*c);
+  (void)co_await b.client.write_all(std::string_view("r"));
+  co_await eventually([&] { return b.handler->working == 1; });
+  co_return b;
+}
+
 TEST(Server, ShutdownClosesIdleConnectionsAtOnceAndLetsBusyOnesFinish) {
   Runtime rt({.reactors = 2, .pin = false});
   rt.run([]() -> task<void> {
@@ -189,19 +210,15 @@ TEST(Server, ShutdownClosesIdleConnectionsAtOnceAndLetsBusyOnesFinish) {
 TEST(Server, WhatIsStillBusyAtTheDeadlineIsStopped) {
   Runtime rt({.reactors = 2, .pin = false});
   rt.run([]() -> task<void> {
-    auto handler = std::make_shared<SlowRequests>(1h);
-    auto server = Server::start(Address::loopback_v4(0), [handler](Connection& c) { return (*handler)(c); });
-    if (!server) co_return ADD_FAILURE() << server.error().message();
-    auto c = co_await TcpStream::connect((*server)->address(), 5s);
-    if (!c) co_return ADD_FAILURE() << c.error().message();
-    (void)co_await c->write_all(std::string_view("r"));
-    co_await eventually([&] { return handler->working == 1; });
+    auto busy = co_await one_busy_connection();
+    if (!busy) co_return;
+    auto& [handler, server, c] = *busy;
     const auto t0 = Clock::now();
-    bool in_time = co_await (*server)->shutdown(Clock::now() + 200ms);
+    bool in_time = co_await server->shutdown(Clock::now() + 200ms);
     EXPECT_FALSE(in_time);
     EXPECT_LT(Clock::now() - t0, 3s);
     EXPECT_EQ(handler->working.load(), 0);
-    EXPECT_EQ(co_await read_all(*c), "");  // stopped without a reply, and closed
+    EXPECT_EQ(co_await read_all(c), "");  // stopped without a reply, and closed
   }());
 }
 
@@ -292,25 +309,21 @@ TEST(Server, APeerThatResetsMidRequestCostsOnlyItsOwnConnection) {
 TEST(Server, CloseStopsWhatIsBusyAtOnce) {
   Runtime rt({.reactors = 2, .pin = false});
   rt.run([]() -> task<void> {
-    auto handler = std::make_shared<SlowRequests>(1h);
-    auto server = Server::start(Address::loopback_v4(0), [handler](Connection& c) { return (*handler)(c); });
-    if (!server) co_return ADD_FAILURE() << server.error().message();
-    auto c = co_await TcpStream::connect((*server)->address(), 5s);
-    if (!c) co_return ADD_FAILURE() << c.error().message();
-    (void)co_await c->write_all(std::string_view("r"));
-    co_await eventually([&] { return handler->working == 1; });
+    auto busy = co_await one_busy_connection();
+    if (!busy) co_return;
+    auto& [handler, server, c] = *busy;
     TaskScope closer;
     closer.spawn([](Server& s) -> task<void> {
       co_await sleep_for(100ms);
       s.close();  // as a second signal does, during the drain
-    }(**server));
+    }(*server));
     const auto t0 = Clock::now();
-    EXPECT_FALSE(co_await (*server)->shutdown(Clock::now() + 1h)) << "cut short by close(): not in time";
+    EXPECT_FALSE(co_await server->shutdown(Clock::now() + 1h)) << "cut short by close(): not in time";
     EXPECT_LT(Clock::now() - t0, 3s);
     EXPECT_EQ(handler->working.load(), 0);
-    EXPECT_EQ(co_await read_all(*c), "");
+    EXPECT_EQ(co_await read_all(c), "");
     co_await closer.join();
-    auto late = co_await TcpStream::connect((*server)->address(), 2s);
+    auto late = co_await TcpStream::connect(server->address(), 2s);
     EXPECT_FALSE(late) << "close() closes the listeners";
   }());
 }
