@@ -83,6 +83,15 @@ struct TcpTransport {
     if (pending.empty()) pending = RecvBuffer();  // back to the pool
     co_return n;
   }
+  // Waits for bytes without taking them: what is buffered (0 at end of stream).
+  task<net::Result<std::size_t>> wait(Clock::time_point d) {
+    if (pending.empty()) {
+      auto got = co_await rx.next(d);
+      if (!got) co_return got.error();
+      pending = std::move(*got);
+    }
+    co_return pending.size();
+  }
   task<net::Result<void>> write(std::span<const char> b, Clock::duration timeout) {
     auto sent = co_await s.try_write(b);
     if (!sent) co_return sent.error();
@@ -125,8 +134,7 @@ class HttpConnection final : public detail::BodySink {
         conn_(conn),
         state_(state),
         opt_(state.options),
-        cap_(std::max<std::size_t>(std::size_t{16} * 1024, opt_.limits.max_head_bytes + 4096)),
-        in_(new char[cap_]) {}
+        cap_(std::max<std::size_t>(std::size_t{16} * 1024, opt_.limits.max_head_bytes + 4096)) {}
 
   void set_peer(const net::Address& peer) noexcept { req_.peer = &peer; }
   task<void> run();
@@ -147,7 +155,7 @@ class HttpConnection final : public detail::BodySink {
   Server::State& state_;
   const ServerOptions& opt_;
   std::size_t cap_;
-  std::unique_ptr<char[]> in_;
+  std::unique_ptr<char[]> in_;  // allocated when bytes come, released while idle (plain TCP)
   std::size_t begin_ = 0, end_ = 0;
   std::string out_;
   Request req_;
@@ -204,6 +212,14 @@ task<bool> HttpConnection<T>::read_head(std::size_t& head_end) {
       if (!co_await flush()) co_return false;  // what is ready leaves before we wait
       if (!conn_.idle()) co_return false;       // between requests, shutting down
       deadline = Reactor::current()->now() + opt_.idle_timeout;
+      if constexpr (requires { t_.wait(deadline); }) {
+        // An idle connection holds no buffer of its own: the next bytes wait in the reactor's pool.
+        in_.reset();
+        if (req_.body.capacity() > kFlushAt) std::string().swap(req_.body);
+        if (res_.body.capacity() > kFlushAt) std::string().swap(res_.body);
+        auto more = co_await t_.wait(deadline);
+        if (!more || *more == 0) co_return false;  // idle too long, or the client left: close
+      }
     } else {
       conn_.busy();
       if (header_deadline == Clock::time_point::max()) header_deadline = Reactor::current()->now() + opt_.header_timeout;
@@ -214,6 +230,7 @@ task<bool> HttpConnection<T>::read_head(std::size_t& head_end) {
         begin_ = 0;
       }
     }
+    if (!in_) in_.reset(new char[cap_]);
     auto n = co_await t_.read(std::span(in_.get() + end_, cap_ - end_), deadline);
     if (!n) {
       if (n.error().timed_out() && end_ > begin_) co_await refuse(408, "the request head did not arrive in time");

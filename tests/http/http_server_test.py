@@ -207,6 +207,29 @@ check(r.stdout == "Hello, World!", "and everyone else is still served")
 rc, err = stop(p)
 check(rc == 0, f"SIGTERM exits 0 ({rc}; {err.strip()[-200:]})")
 
+# Idle keep-alive connections hold no buffer of their own: 2,000 of them, each after one request.
+if not sanitized:
+    import resource
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    p, port = start(SERVER, "--reactors", "1")
+    idle_conns = []
+    for i in range(2100):
+        conn = socket.create_connection(("127.0.0.1", port), timeout=10)
+        conn.sendall(b"GET /plaintext HTTP/1.1\r\nHost: h\r\n\r\n")
+        got = b""
+        while not got.endswith(b"Hello, World!"):
+            got += conn.recv(4096)
+        idle_conns.append(conn)
+        if i == 99:
+            before = rss_kib(p)  # after 100 warm-up connections
+    per_conn = (rss_kib(p) - before) / 2000
+    check(per_conn <= 5.0, f"an idle keep-alive connection costs {per_conn:.2f} KiB of server memory (<= 5)")
+    for conn in idle_conns:
+        conn.close()
+    rc, _ = stop(p)
+    check(rc == 0, f"exits 0 ({rc})")
+
 # Load shedding: --max-in-flight 2 per reactor (one reactor): the third concurrent request gets 503 with
 # Retry-After at once; the others finish.
 p, port = start(SERVER, "--reactors", "1", "--max-in-flight", "2")
