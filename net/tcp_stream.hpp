@@ -125,7 +125,9 @@ class TcpStream {
   // Writes all of `buf`, across short writes; zero-copy sends for the parts of at least send_zc_threshold
   // bytes where the kernel has them (until the kernel reports it copies anyway, as it does on loopback),
   // unless the write has a deadline or a stop token that can fire: a zero-copy send ends only when the
-  // peer has taken the bytes, which a deadline cannot hurry.
+  // peer has taken the bytes, which a deadline cannot hurry. One that times out makes the stream's close a
+  // reset (reset_on_close): the peer stopped reading, and the kernel drops what it left instead of holding
+  // it (and the end of stream behind it) until TCP gives up.
   Op<SendAllImpl> write_all(std::span<const char> buf, Clock::time_point deadline = Clock::time_point::max()) const noexcept {
     return Op<SendAllImpl>(*this, buf, send_mode(buf.size(), -1), deadline);
   }
