@@ -96,7 +96,9 @@ struct TcpTransport {
     auto sent = co_await s.try_write(b);
     if (!sent) co_return sent.error();
     if (*sent == b.size()) co_return net::Result<void>{};
-    co_return co_await s.write_all(b.subspan(*sent), Clock::now() + timeout);  // timed out: a reset at close
+    auto rest = co_await s.write_all(b.subspan(*sent), Clock::now() + timeout);
+    if (!rest && rest.error().timed_out()) s.reset_on_close();  // it stopped reading: drop what it left
+    co_return rest;
   }
   // After a refusal: no more from us, and what the client still sends is read and dropped for a moment, so
   // that our answer is not lost to a reset (a close with unread bytes).

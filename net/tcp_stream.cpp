@@ -125,7 +125,6 @@ Result<std::size_t> SendImpl::await_resume() const {
 
 Result<void> SendAllImpl::await_resume() const {
   if (result() >= 0) return {};
-  if (result() == -ETIMEDOUT) stream->reset_on_close();  // the peer stopped reading: see write_all
   Error e = io_error(*stream, "write to", result());
   e.transferred = done;
   return e;

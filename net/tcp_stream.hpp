@@ -125,9 +125,8 @@ class TcpStream {
   // Writes all of `buf`, across short writes; zero-copy sends for the parts of at least send_zc_threshold
   // bytes where the kernel has them (until the kernel reports it copies anyway, as it does on loopback),
   // unless the write has a deadline or a stop token that can fire: a zero-copy send ends only when the
-  // peer has taken the bytes, which a deadline cannot hurry. One that times out makes the stream's close a
-  // reset (reset_on_close): the peer stopped reading, and the kernel drops what it left instead of holding
-  // it (and the end of stream behind it) until TCP gives up.
+  // peer has taken the bytes, which a deadline cannot hurry. (After one that timed out on a peer that
+  // stopped reading, a server may reset_on_close(): the kernel then drops what the peer left.)
   Op<SendAllImpl> write_all(std::span<const char> buf, Clock::time_point deadline = Clock::time_point::max()) const noexcept {
     return Op<SendAllImpl>(*this, buf, send_mode(buf.size(), -1), deadline);
   }
@@ -141,9 +140,10 @@ class TcpStream {
   // let it go. (A zero-copy write_all, one with no deadline or stop, still ends only once
   // the kernel's notification frees its buffer.)
   void close() noexcept;
-  // Makes the close, whenever it comes, a reset (SO_LINGER 0): what is still unsent is dropped at once.
-  // For a peer that stopped reading: a plain close would leave the kernel holding its unsent bytes, and
-  // the end of stream queued behind them, until the peer reads or TCP gives up.
+  // Makes the close, whenever it comes, a reset (SO_LINGER 0): what is still unsent is dropped at once,
+  // bytes write_all reported sent included. For a peer that stopped reading: a plain close would leave
+  // the kernel holding its unsent bytes, and the end of stream queued behind them, until the peer reads or
+  // TCP gives up.
   void reset_on_close() const noexcept;
 
   int fd() const noexcept { return fd_; }

@@ -226,34 +226,38 @@ TEST(Tcp, ReadDeadlineOnASilentPeer) {
   EXPECT_TRUE(r.error().timed_out()) << r.error().message();
 }
 
-// A write to a peer that stopped reading times out; the close that follows is a reset, so the kernel
-// drops the unsent bytes at once: the peer, reading at last, gets ECONNRESET, not the rest and a clean end.
-TEST(Tcp, AWriteThatTimesOutMakesTheCloseAReset) {
+// Times out a write to a peer that does not read, closes (with a reset first when asked), then reads on
+// the peer: whether it ended in ECONNRESET.
+task<std::pair<bool, bool>> stalled_write_then_close(const TcpListener& listener, bool reset) {
+  auto c = co_await TcpStream::connect(listener.local_address());
+  auto accepted = co_await listener.accept();
+  if (!c || !accepted) co_return std::pair{false, false};
+  const std::vector<char> lots(std::size_t{32} << 20, 'x');  // more than both socket buffers hold
+  auto w = co_await accepted->write_all(lots, Clock::now() + 100ms);
+  const bool timed = !w && w.error().timed_out();
+  if (reset) accepted->reset_on_close();
+  accepted->close();
+  std::vector<char> buf(1 << 20);
+  for (;;) {
+    auto n = co_await c->read_some(buf).timeout(5s);
+    if (!n) co_return std::pair{timed, n.error().code == ECONNRESET};
+    if (*n == 0) co_return std::pair{timed, false};  // a clean end of stream, after every byte sent
+  }
+}
+
+// A write to a peer that stopped reading times out; with reset_on_close() the close is a reset, so the
+// kernel drops the unsent bytes at once: the peer, reading at last, gets ECONNRESET; without it, the rest
+// and a clean end of stream.
+TEST(Tcp, ResetOnCloseDropsWhatAPeerThatStoppedReadingLeft) {
   auto listener = TcpListener::bind(loopback_any_port());
   ASSERT_TRUE(listener);
   Runtime rt({.reactors = 1});
-  auto [timed_out, reset] = rt.run([&]() -> task<std::pair<bool, bool>> {
-    auto c = co_await TcpStream::connect(listener->local_address());
-    auto accepted = co_await listener->accept();
-    if (!c || !accepted) co_return std::pair{false, false};
-    const std::vector<char> lots(std::size_t{32} << 20, 'x');  // more than both socket buffers hold
-    auto w = co_await accepted->write_all(lots, Clock::now() + 100ms);
-    const bool timed = !w && w.error().timed_out();
-    accepted->close();
-    std::vector<char> buf(1 << 20);
-    bool got_reset = false;
-    for (;;) {
-      auto n = co_await c->read_some(buf).timeout(5s);
-      if (!n) {
-        got_reset = n.error().code == ECONNRESET;
-        break;
-      }
-      if (*n == 0) break;  // a clean end of stream: what a plain close would give
-    }
-    co_return std::pair{timed, got_reset};
-  }());
+  auto [timed_out, reset] = rt.run(stalled_write_then_close(*listener, true));
   EXPECT_TRUE(timed_out);
   EXPECT_TRUE(reset);
+  auto [timed_out_plain, reset_plain] = rt.run(stalled_write_then_close(*listener, false));
+  EXPECT_TRUE(timed_out_plain);
+  EXPECT_FALSE(reset_plain);
 }
 
 TEST(Tcp, BindErrorsNameTheAddress) {
