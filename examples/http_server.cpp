@@ -5,18 +5,20 @@
 //   GET  /plaintext   "Hello, World!" (text/plain)
 //   GET  /json        {"message":"Hello, World!"} (application/json)
 //   POST /echo        the request body back, Content-Length or chunked
-//   GET  /stream?n=N  N chunks of a streamed (chunked) response
+//   GET  /stream?n=N[&pad=BYTES]  N chunks of a streamed (chunked) response, each padded
 //   GET  /slow?ms=N   "done" after N ms (a request in progress, for drains and load shedding)
 //   GET  /spin?ms=N   "done" after N ms of the reactor's CPU (a busy reactor, for --max-utilisation)
 //   GET  /...         with --root DIR, the files under DIR (index.html for a directory, ETag, no escapes)
 // SIGINT/SIGTERM stops accepting, ends idle keep-alive connections, lets requests in progress finish for
 // --drain-timeout (their responses say "Connection: close"), then exits 0; a second signal stops at once.
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "corio/http/server.hpp"
 #include "corio/http/static_files.hpp"
@@ -28,6 +30,20 @@
 using corio::task;
 using corio::http::Request;
 using corio::http::Response;
+
+// The number in `name=` of a query ("n=3&pad=10"), or `fallback`.
+unsigned long query_number(std::string_view query, std::string_view name, unsigned long fallback, unsigned long max) {
+  while (!query.empty()) {
+    const std::string_view pair = query.substr(0, query.find('&'));
+    unsigned long v = 0;
+    if (pair.size() > name.size() && pair.starts_with(name) && pair[name.size()] == '=' &&
+        corio::examples::parse_number(std::string(pair.substr(name.size() + 1)).c_str(), max, v)) {
+      return v;
+    }
+    query.remove_prefix(std::min(query.size(), pair.size() + 1));
+  }
+  return fallback;
+}
 
 int main(int argc, char** argv) {
   std::string listen = "127.0.0.1:8080", cert, key, root, backend = "uring";
@@ -86,23 +102,20 @@ int main(int argc, char** argv) {
     co_return;
   });
   routes.get("/stream", [](Request& req, Response& res) -> task<void> {
-    unsigned long n = 3;
-    if (req.query.starts_with("n=")) (void)corio::examples::parse_number(std::string(req.query.substr(2)).c_str(), 100000, n);
+    const unsigned long n = query_number(req.query, "n", 3, 100000), pad = query_number(req.query, "pad", 0, 1 << 20);
     for (unsigned long i = 0; i < n; ++i) {
-      if (!co_await res.write("chunk " + std::to_string(i) + "\n")) co_return;
+      if (!co_await res.write("chunk " + std::to_string(i) + std::string(pad, '.') + "\n")) co_return;
     }
   });
 
   routes.get("/slow", [](Request& req, Response& res) -> task<void> {
-    unsigned long ms = 100;
-    if (req.query.starts_with("ms=")) (void)corio::examples::parse_number(std::string(req.query.substr(3)).c_str(), 60000, ms);
+    const unsigned long ms = query_number(req.query, "ms", 100, 60000);
     co_await corio::sleep_for(std::chrono::milliseconds(ms));
     res.body = "done";
   });
 
   routes.get("/spin", [](Request& req, Response& res) -> task<void> {
-    unsigned long ms = 10;
-    if (req.query.starts_with("ms=")) (void)corio::examples::parse_number(std::string(req.query.substr(3)).c_str(), 1000, ms);
+    const unsigned long ms = query_number(req.query, "ms", 10, 1000);
     const auto until = corio::Clock::now() + std::chrono::milliseconds(ms);
     while (corio::Clock::now() < until) {
     }

@@ -194,7 +194,7 @@ closed_after = None
 t0 = time.monotonic()
 while time.monotonic() - t0 < 15:
     try:
-        s.sendall(b"GET /stream?n=200 HTTP/1.1\r\nHost: h\r\n\r\n" * 50)
+        s.sendall(b"GET /stream?n=100&pad=65536 HTTP/1.1\r\nHost: h\r\n\r\n" * 10)  # 6.5 MB each
     except (socket.timeout, TimeoutError):
         continue
     except OSError:
