@@ -211,7 +211,7 @@ task<bool> HttpConnection<T>::read_head(std::size_t& head_end) {
       begin_ = end_ = 0;
       if (!co_await flush()) co_return false;  // what is ready leaves before we wait
       if (!conn_.idle()) co_return false;       // between requests, shutting down
-      deadline = Reactor::current()->now() + opt_.idle_timeout;
+      deadline = Clock::now() + opt_.idle_timeout;
       if constexpr (requires { t_.wait(deadline); }) {
         // An idle connection holds no buffer of its own: the next bytes wait in the reactor's pool.
         in_.reset();
@@ -222,7 +222,7 @@ task<bool> HttpConnection<T>::read_head(std::size_t& head_end) {
       }
     } else {
       conn_.busy();
-      if (header_deadline == Clock::time_point::max()) header_deadline = Reactor::current()->now() + opt_.header_timeout;
+      if (header_deadline == Clock::time_point::max()) header_deadline = Clock::now() + opt_.header_timeout;
       deadline = header_deadline;
       if (end_ == cap_) {  // room at the end: the head moves to the front (no request is alive)
         std::memmove(in_.get(), in_.get() + begin_, have.size());
@@ -239,7 +239,7 @@ task<bool> HttpConnection<T>::read_head(std::size_t& head_end) {
     if (*n == 0) co_return false;  // the client closed
     if (end_ == begin_) {
       conn_.busy();
-      header_deadline = Reactor::current()->now() + opt_.header_timeout;
+      header_deadline = Clock::now() + opt_.header_timeout;
     }
     end_ += *n;
   }
@@ -249,7 +249,7 @@ task<bool> HttpConnection<T>::read_head(std::size_t& head_end) {
 // head, [begin_, begin_ + head_end), is never moved: the request's views point into it.
 template <class T>
 task<bool> HttpConnection<T>::read_body(std::size_t head_end, std::size_t& consumed) {
-  const Clock::time_point deadline = Reactor::current()->now() + opt_.body_timeout;
+  const Clock::time_point deadline = Clock::now() + opt_.body_timeout;
   if (req_.expect_continue && end_ - begin_ == consumed) {
     out_.append("HTTP/1.1 100 Continue\r\n\r\n");
     if (!co_await flush()) co_return false;

@@ -87,7 +87,7 @@ void Reactor::run() {
     const bool may_block = !timeout || timeout->count() > 0;
     const Clock::time_point before = may_block ? Clock::now() : Clock::time_point{};
     backend_->poll(timeout);
-    const Clock::time_point after = now_ = Clock::now();
+    const Clock::time_point after = Clock::now();
     if (may_block) idle_ += after - before;
     if (after - window_start_ >= std::chrono::milliseconds(100)) {
       utilisation_ = 1.0 - std::chrono::duration<double>(idle_) / std::chrono::duration<double>(after - window_start_);

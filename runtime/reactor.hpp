@@ -54,9 +54,6 @@ class Reactor {
   // The fraction of the last ~100 ms this reactor spent running rather than waiting for its backend
   // (load shedding reads it).
   double utilisation() const noexcept { return utilisation_; }
-  // When the loop last woke: one clock read per turn, shared by the deadlines computed in that turn (stale
-  // by at most the turn's own work; Clock::now() where microseconds matter).
-  Clock::time_point now() const noexcept { return now_; }
 
  private:
   friend void detail::finish_detached(detail::PromiseBase&) noexcept;
@@ -76,7 +73,6 @@ class Reactor {
   MessageQueue inbox_;
   std::atomic<bool> wake_pending_{false};
   std::atomic<bool> stopping_{false};
-  Clock::time_point now_ = Clock::now();
   Clock::time_point window_start_{};
   Clock::duration idle_{};
   double utilisation_ = 0;

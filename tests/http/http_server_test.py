@@ -230,6 +230,19 @@ if not sanitized:
     rc, _ = stop(p)
     check(rc == 0, f"exits 0 ({rc})")
 
+# After a quiet spell longer than --idle-timeout, a new connection is answered (its deadlines are taken
+# from the clock, not from when the reactor last woke): a request per reactor, twice.
+p, port = start(SERVER, "--reactors", "2", "--idle-timeout", "1")
+answered = 0
+for _ in range(2):
+    time.sleep(1.6)
+    for _ in range(2):
+        got = raw(port, b"GET /plaintext HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        answered += got.startswith(b"HTTP/1.1 200")
+check(answered == 4, f"after a quiet spell past the idle timeout, new connections are answered ({answered} of 4)")
+rc, _ = stop(p)
+check(rc == 0, f"exits 0 ({rc})")
+
 # Load shedding: --max-in-flight 2 per reactor (one reactor): the third concurrent request gets 503 with
 # Retry-After at once; the others finish.
 p, port = start(SERVER, "--reactors", "1", "--max-in-flight", "2")
