@@ -1,7 +1,7 @@
 // http-server: HTTP/1.1 on corio::http, with the TechEmpower endpoints, so that its numbers compare.
 //   http-server [--listen 127.0.0.1:8080] [--reactors N] [--tls-cert PEM --tls-key KEY] [--root DIR] [--max-body BYTES]
 //               [--max-in-flight N] [--max-utilisation PERCENT] [--idle-timeout S] [--header-timeout S]
-//               [--write-timeout S] [--drain-timeout S] [--backend uring|epoll]
+//               [--body-timeout S] [--write-timeout S] [--drain-timeout S] [--backend uring|epoll]
 //   GET  /plaintext   "Hello, World!" (text/plain)
 //   GET  /json        {"message":"Hello, World!"} (application/json)
 //   POST /echo        the request body back, Content-Length or chunked
@@ -10,7 +10,8 @@
 //   GET  /spin?ms=N   "done" after N ms of the reactor's CPU (a busy reactor, for --max-utilisation)
 //   GET  /...         with --root DIR, the files under DIR (index.html for a directory, ETag, no escapes)
 // SIGINT/SIGTERM stops accepting, ends idle keep-alive connections, lets requests in progress finish for
-// --drain-timeout (their responses say "Connection: close"), then exits 0; a second signal stops at once.
+// --drain-timeout (their responses say "Connection: close"), then exits 0; a second signal stops at once,
+// and a drain cut short (by it or by the timeout) exits 1.
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
@@ -47,17 +48,18 @@ unsigned long query_number(std::string_view query, std::string_view name, unsign
 
 int main(int argc, char** argv) {
   std::string listen = "127.0.0.1:8080", cert, key, root, backend = "uring";
-  unsigned long reactors = 0, max_body = 1 << 20, in_flight = 0, utilisation = 0, idle = 60, header = 10, write = 30,
-                drain = 5;
+  unsigned long reactors = 0, max_body = 1 << 20, in_flight = 0, utilisation = 0, idle = 60, header = 10, body = 30,
+                write = 30, drain = 5;
   const char* usage =
       "[--listen ADDR] [--reactors N] [--tls-cert PEM --tls-key KEY] [--root DIR] [--max-body BYTES] [--max-in-flight N] "
-      "[--max-utilisation PERCENT] [--idle-timeout S] [--header-timeout S] [--write-timeout S] [--drain-timeout S] "
+      "[--max-utilisation PERCENT] [--idle-timeout S] [--header-timeout S] [--body-timeout S] [--write-timeout S] "
+      "[--drain-timeout S] "
       "[--backend uring|epoll]";
   if (!corio::examples::parse_pairs(argc, argv, {{"--listen", listen}, {"--tls-cert", cert}, {"--tls-key", key}, {"--root", root}, {"--backend", backend}},
                                     {{"--reactors", reactors, 1024}, {"--max-body", max_body, 1ul << 34},
                                      {"--max-in-flight", in_flight, 1'000'000}, {"--max-utilisation", utilisation, 100},
                                      {"--idle-timeout", idle, 86400, 1}, {"--header-timeout", header, 3600, 1},
-                                     {"--write-timeout", write, 3600, 1},
+                                     {"--body-timeout", body, 3600, 1}, {"--write-timeout", write, 3600, 1},
                                      {"--drain-timeout", drain, 3600}},
                                     usage)) {
     return 2;
@@ -132,6 +134,7 @@ int main(int argc, char** argv) {
                                                {.max_body = max_body,
                                                 .header_timeout = std::chrono::seconds(header),
                                                 .idle_timeout = std::chrono::seconds(idle),
+                                                .body_timeout = std::chrono::seconds(body),
                                                 .write_timeout = std::chrono::seconds(write),
                                                 .max_in_flight = static_cast<std::uint32_t>(in_flight),
                                                 .max_utilisation = static_cast<double>(utilisation) / 100,
@@ -149,7 +152,7 @@ int main(int argc, char** argv) {
                    stop.signal > 0 ? strsignal(stop.signal) : "signal read failed", stop.in_time ? "" : " (drain cut short)",
                    static_cast<unsigned long long>(c.requests.load()), static_cast<unsigned long long>(c.shed.load()),
                    static_cast<unsigned long long>(c.refused.load()), static_cast<unsigned long long>(c.tls_failures.load()));
-      co_return 0;
+      co_return stop.in_time ? 0 : 1;
     }());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "http-server: %s\n", e.what());

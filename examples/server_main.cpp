@@ -101,7 +101,7 @@ int run_server(int argc, char** argv, const char* name, bool with_frames,
                    stop.in_time ? "" : " (drain cut short)", static_cast<unsigned long long>(counters.accepted.load()),
                    static_cast<unsigned long long>(limiter.shed()), limiter.active(),
                    static_cast<unsigned long long>(counters.out_of_descriptors.load()));
-      co_return 0;
+      co_return stop.in_time ? 0 : 1;  // cut short: connections were dropped
     }());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s: %s\n", name, e.what());

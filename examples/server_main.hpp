@@ -39,7 +39,8 @@ struct ServerHooks {
 // Parses the flags (`--max-frame` only when `with_frames`; `extra` names an example's own flags, which
 // land in ServerFlags::extra), starts the server, prints "listening on HOST:PORT", serves until
 // SIGINT/SIGTERM, drains, prints its counters to stderr. make_handler may throw to refuse its flags (the
-// message is printed, exit 1). Returns the process exit code.
+// message is printed, exit 1). Returns the process exit code: 0, or 1 when the drain was cut short (by a
+// second signal or the drain timeout: connections were dropped).
 int run_server(int argc, char** argv, const char* name, bool with_frames,
                const std::function<Handler(const ServerFlags&)>& make_handler,
                const std::vector<std::string>& extra = {}, const ServerHooks& hooks = {});

@@ -5,18 +5,13 @@
 namespace corio::http {
 
 namespace {
-constexpr std::size_t kMaxLine = 4096;  // a chunk extension or a trailer field
+constexpr std::size_t kMaxExtension = 4096;
 
 int hex_value(char c) noexcept {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
-}
-
-bool field_byte(char c) noexcept {
-  auto u = static_cast<unsigned char>(c);
-  return u == '\t' || (u >= 0x20 && u != 0x7f);
 }
 }  // namespace
 
@@ -43,7 +38,7 @@ ChunkedDecoder::Status ChunkedDecoder::feed(std::string_view in, std::string& bo
       }
       case State::extension:
         if (c == '\r') state_ = State::size_lf;
-        else if (!field_byte(c) || ++line_ > kMaxLine) return fail(400, "a chunk extension that is too long or holds a control byte");
+        else if (!is_field_value_byte(c) || ++line_ > kMaxExtension) return fail(400, "a chunk extension that is too long or holds a control byte");
         ++i;
         break;
       case State::size_lf:
@@ -51,7 +46,7 @@ ChunkedDecoder::Status ChunkedDecoder::feed(std::string_view in, std::string& bo
         ++i;
         digits_ = 0;
         if (size_ == 0) {
-          state_ = State::trailer;
+          state_ = State::trailer_name;
           line_ = 0;
         } else {
           state_ = State::data;
@@ -76,17 +71,29 @@ ChunkedDecoder::Status ChunkedDecoder::feed(std::string_view in, std::string& bo
         state_ = State::size;
         ++i;
         break;
-      case State::trailer:  // a trailer field, or the blank line that ends the body
-        if (c == '\r') {
-          state_ = line_ == 0 ? State::last_lf : State::trailer_lf;
-        } else if (!field_byte(c) || ++line_ > kMaxLine || (line_ == 1 && (c == ' ' || c == '\t'))) {
-          return fail(400, "a trailer field that is too long, folded or holds a control byte");
+      case State::trailer_name:  // a trailer field's name, or the blank line that ends the body
+        if (c == '\r' && line_ == 0) {
+          state_ = State::last_lf;
+        } else if (c == ':' && line_ > 0) {
+          if (++trailers_ > limits_.max_fields) return fail(431, "more trailer fields than the header field limit");
+          state_ = State::trailer_value;
+        } else if (!is_token_byte(c)) {
+          return fail(400, "a trailer field without a name and a colon, or folded");
+        } else {
+          ++line_;
         }
+        if (++trailer_bytes_ > limits_.max_head_bytes) return fail(431, "trailer fields past the header byte limit");
+        ++i;
+        break;
+      case State::trailer_value:
+        if (c == '\r') state_ = State::trailer_lf;
+        else if (!is_field_value_byte(c)) return fail(400, "a control byte (NUL, CR, ...) in a trailer field");
+        if (++trailer_bytes_ > limits_.max_head_bytes) return fail(431, "trailer fields past the header byte limit");
         ++i;
         break;
       case State::trailer_lf:
         if (c != '\n') return fail(400, "a trailer field not ended by CRLF");
-        state_ = State::trailer;
+        state_ = State::trailer_name;
         line_ = 0;
         ++i;
         break;

@@ -27,10 +27,6 @@ constexpr std::array<bool, 256> kValue = [] {
   return t;
 }();
 
-bool is_token(std::string_view s) noexcept {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return kToken[static_cast<unsigned char>(c)]; });
-}
-
 std::string_view trim(std::string_view s) noexcept {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
@@ -156,6 +152,12 @@ HeadError parse_fields(std::string_view lines, Headers& headers, Framing& f, con
 }
 
 }  // namespace
+
+bool is_token_byte(char c) noexcept { return kToken[static_cast<unsigned char>(c)]; }
+
+bool is_token(std::string_view s) noexcept { return !s.empty() && std::all_of(s.begin(), s.end(), is_token_byte); }
+
+bool is_field_value_byte(char c) noexcept { return kValue[static_cast<unsigned char>(c)]; }
 
 bool equals_ignore_case(std::string_view a, std::string_view b) noexcept {
   if (a.size() != b.size()) return false;

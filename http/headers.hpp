@@ -13,6 +13,11 @@ struct Header {
 };
 
 bool equals_ignore_case(std::string_view a, std::string_view b) noexcept;
+// RFC 9110: a token byte (tchar) of a field name or method; a byte a field value may hold (HTAB, SP,
+// VCHAR, obs-text: no NUL, CR, LF or other control).
+bool is_token_byte(char c) noexcept;
+bool is_token(std::string_view s) noexcept;  // one or more token bytes
+bool is_field_value_byte(char c) noexcept;
 
 class Headers {
  public:

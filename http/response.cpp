@@ -1,19 +1,11 @@
 #include "corio/http/response.hpp"
 
-#include <algorithm>
+#include "corio/http/headers.hpp"
 
 namespace corio::http {
 
-namespace {
-bool token_char(char c) noexcept {
-  auto u = static_cast<unsigned char>(c);
-  return (u >= '0' && u <= '9') || ((u | 0x20) >= 'a' && (u | 0x20) <= 'z') ||
-         std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
-}  // namespace
-
 void Response::header(std::string_view name, std::string_view value) {
-  if (name.empty() || !std::all_of(name.begin(), name.end(), token_char)) {
+  if (!is_token(name)) {
     throw std::invalid_argument("http: header name \"" + std::string(name) + "\" is not a token");
   }
   if (value.find_first_of("\r\n") != std::string_view::npos || value.find('\0') != std::string_view::npos) {

@@ -271,7 +271,7 @@ task<bool> HttpConnection<T>::read_body(std::size_t head_end, std::size_t& consu
     }
     co_return true;
   }
-  ChunkedDecoder decoder(opt_.max_body);
+  ChunkedDecoder decoder(opt_.max_body, opt_.limits);
   for (;;) {
     std::size_t used = 0;
     auto status = decoder.feed(std::string_view(in_.get() + begin_ + consumed, end_ - begin_ - consumed), req_.body, used);

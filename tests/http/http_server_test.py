@@ -51,7 +51,8 @@ def rss_kib(proc):
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
 
 
-p, port = start(SERVER, "--reactors", "2", "--max-body", "100000", "--header-timeout", "2", "--write-timeout", "2")
+p, port = start(SERVER, "--reactors", "2", "--max-body", "100000", "--header-timeout", "2", "--body-timeout", "2",
+                "--write-timeout", "2")
 url = f"http://127.0.0.1:{port}"
 
 # curl: two URLs on one connection, a chunked upload, 100-continue, HEAD.
@@ -112,6 +113,7 @@ smuggling = {
     "bare CR in a header": b"GET /plaintext HTTP/1.1\r\nHost: h\r\nX-A: 1\r2\r\n\r\n",
     "chunk size overflow": b"POST /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000001\r\nx\r\n0\r\n\r\n",
     "bad chunk size": b"POST /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nx\r\n0\r\n\r\n",
+    "trailer without a colon": b"POST /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\nno colon\r\n\r\n",
     "space before colon": b"GET /plaintext HTTP/1.1\r\nHost : h\r\n\r\n",
     "no Host": b"GET /plaintext HTTP/1.1\r\n\r\n",
     "garbage": bytes(range(256)) * 4,
@@ -130,6 +132,8 @@ got = raw(port, b"POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 200000\r\n\r
 check(got.startswith(b"HTTP/1.1 413 "), f"a body over --max-body: 413 before it is sent ({got[:30]!r})")
 got = raw(port, b"POST /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n" + b"ffff\r\n" + b"c" * 65535 + b"\r\n" + b"ffff\r\n" + b"c" * 65535 + b"\r\n0\r\n\r\n")
 check(got.startswith(b"HTTP/1.1 413 "), f"a chunked body over --max-body: 413 ({got[:30]!r})")
+got = raw(port, b"POST /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n" + b"T: v\r\n" * 20000 + b"\r\n")
+check(got.startswith(b"HTTP/1.1 431 "), f"20,000 trailer fields: 431, the header field limit ({got[:30]!r})")
 
 # A header dripped a byte a second: 408 at --header-timeout (2 s), while others are served.
 s = socket.create_connection(("127.0.0.1", port), timeout=10)
@@ -152,6 +156,12 @@ for ch in b"GET /plaintext HTTP/1.1\r\nHost: h\r\n":
 took = time.monotonic() - t0
 s.close()
 check(got.startswith(b"HTTP/1.1 408 ") and 1.5 < took < 5, f"a dripped header: 408 after {took:.1f} s")
+
+# A body that stops half-way: 408 at --body-timeout (2 s).
+t0 = time.monotonic()
+got = raw(port, b"POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\nhalf", timeout=10)
+took = time.monotonic() - t0
+check(got.startswith(b"HTTP/1.1 408 ") and 1.5 < took < 5, f"a stalled body: 408 after {took:.1f} s ({got[:30]!r})")
 
 # 100,000 pipelined requests in one write: all answered, in order, memory bounded.
 s = socket.create_connection(("127.0.0.1", port), timeout=20)

@@ -212,6 +212,13 @@ TEST(Chunked, RefusesMalformedAndOverflowingSizes) {
       {"0\r\n folded: t\r\n\r\n", 400},
       {"0\r\nX: a\rb\r\n\r\n", 400},
       {"0\r\n\rX", 400},
+      {"0\r\nno colon\r\n\r\n", 400},
+      {"0\r\nNoColon\r\n\r\n", 400},
+      {"0\r\n: no name\r\n\r\n", 400},
+      {"0\r\nX : space before the colon\r\n\r\n", 400},
+      {"0\r\nX: a\x01b\r\n\r\n", 400},
+      {"0\r\n" + std::string(20000, 'X') + ": v\r\n\r\n", 431},
+      {"0\r\nX: " + std::string(20000, 'v') + "\r\n\r\n", 431},
       {"5;" + std::string(5000, 'e') + "\r\n", 400},
   };
   for (const Case& c : cases) {
@@ -226,6 +233,25 @@ TEST(Chunked, RefusesMalformedAndOverflowingSizes) {
   int status = 0;
   EXPECT_EQ(decode("4\r\nabcd\r\n4\r\nefgh\r\n", out, used, 6, &status), ChunkedDecoder::Status::error);
   EXPECT_EQ(status, 413) << "the body limit counts across chunks";
+}
+
+TEST(Chunked, TrailerFieldsCountAgainstTheHeadLimits) {
+  const HeadLimits limits{.max_fields = 3};
+  auto trailers = [](int n) {
+    std::string in = "1\r\nx\r\n0\r\n";
+    for (int i = 0; i < n; ++i) in += "T" + std::to_string(i) + ": v\r\n";
+    return in + "\r\n";
+  };
+  std::string out;
+  std::size_t used = 0;
+  ChunkedDecoder ok(1 << 20, limits);
+  EXPECT_EQ(ok.feed(trailers(3), out, used), ChunkedDecoder::Status::done) << "as many as the limit";
+  ChunkedDecoder over(1 << 20, limits);
+  EXPECT_EQ(over.feed(trailers(4), out, used), ChunkedDecoder::Status::error);
+  EXPECT_EQ(over.status(), 431);
+  ChunkedDecoder many(1 << 20);
+  EXPECT_EQ(many.feed(trailers(20000), out, used), ChunkedDecoder::Status::error) << "the default limit: 100 fields";
+  EXPECT_EQ(many.status(), 431);
 }
 
 }  // namespace
