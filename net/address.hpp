@@ -1,6 +1,6 @@
 // Address: an IPv4 or IPv6 socket address, parsed from the forms a server's flags use:
 //   "127.0.0.1:7000", "[::1]:7000", ":7000" (any IPv4 interface), "localhost:0" (port 0: the kernel picks).
-// Names other than localhost are not resolved here (that blocks): parse() says so.
+// Names other than localhost are not resolved here (parse() says so): net::Resolver and net::dial do that.
 #pragma once
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -12,6 +12,13 @@
 
 namespace corio::net {
 
+// "host:port" or "[v6]:port" split: the host without brackets, the port as a number. Errors name the text.
+struct HostPort {
+  std::string_view host;
+  std::uint16_t port = 0;
+};
+Result<HostPort> split_host_port(std::string_view text);
+
 class Address {
  public:
   Address() = default;
@@ -21,6 +28,8 @@ class Address {
 
   int family() const noexcept { return storage_.any.sa_family; }
   std::uint16_t port() const noexcept;
+  Address with_port(std::uint16_t port) const noexcept;
+  bool operator==(const Address& o) const noexcept;
   const sockaddr* sockaddr_ptr() const noexcept { return reinterpret_cast<const sockaddr*>(&storage_); }
   socklen_t length() const noexcept { return length_; }
   // "127.0.0.1:7000" or "[::1]:7000".

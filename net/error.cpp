@@ -8,7 +8,7 @@ namespace corio::net {
 std::string Error::message() const {
   std::string m = context;
   m += ": ";
-  m += std::strerror(code);
+  m += reason.empty() ? std::strerror(code) : reason;
   return m;
 }
 

@@ -1,5 +1,7 @@
 // Error and Result<T>: how net/ reports failure as a value. An Error carries the errno and what was being
-// done ("connect 127.0.0.1:7000"), and message() reads "connect 127.0.0.1:7000: Connection refused".
+// done ("connect 127.0.0.1:7000"), and message() reads "connect 127.0.0.1:7000: Connection refused". Where
+// the errno text would not say why (a DNS answer), `reason` says it instead: "resolve db.internal: NXDOMAIN
+// from 127.0.0.1:5353".
 // End of stream is not an error: read_some returns 0.
 #pragma once
 #include <cerrno>
@@ -15,6 +17,7 @@ struct Error {
   std::string context;  // what failed, with its arguments
   // Bytes written before the failure (write_all: a stopped, timed-out or failed write still sent these).
   std::size_t transferred = 0;
+  std::string reason;   // replaces strerror(code) in message() when set
   std::string message() const;
   bool timed_out() const noexcept { return code == ETIMEDOUT; }
   bool cancelled() const noexcept { return code == ECANCELED; }

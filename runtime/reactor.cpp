@@ -102,6 +102,9 @@ void Reactor::run() {
 void Reactor::shutdown() noexcept {
   ready_.clear();
   detached_.destroy_all();
+  for (auto it = at_stop_.rbegin(); it != at_stop_.rend(); ++it) (*it)();  // last registered, first ended
+  at_stop_.clear();
+  ready_.clear();  // what those woke cannot run any more
   wake_pending_.store(false);
   while (Message* m = inbox_.pop()) m->discard();
   // At least one submission: closes queued by the destroyed tasks are counted nowhere else.

@@ -4,6 +4,7 @@
 //   spawn(serve(conn));   // runs a detached task on the current reactor
 #pragma once
 #include <atomic>
+#include <functional>
 #include <coroutine>
 #include <cstdint>
 #include <memory>
@@ -51,6 +52,9 @@ class Reactor {
   void post(Message* m) noexcept;
 
   std::size_t detached_count() const noexcept { return detached_.size(); }
+  // Runs `f` when the reactor stops, after its detached tasks are destroyed and before the operations
+  // still in the kernel are waited for: per-reactor services (a resolver) end there, on this thread.
+  void at_stop(std::function<void()> f) { at_stop_.push_back(std::move(f)); }
   // The fraction of the last ~100 ms this reactor spent running rather than waiting for its backend
   // (load shedding reads it).
   double utilisation() const noexcept { return utilisation_; }
@@ -70,6 +74,7 @@ class Reactor {
   std::vector<std::coroutine_handle<>> ready_;
   std::vector<std::coroutine_handle<>> running_;
   detail::TaskList detached_;
+  std::vector<std::function<void()>> at_stop_;
   MessageQueue inbox_;
   std::atomic<bool> wake_pending_{false};
   std::atomic<bool> stopping_{false};
