@@ -4,8 +4,10 @@
 //   corio-load --target 127.0.0.1:7000 --mode echo --conns 50 --size 64 --duration 10 [--json]
 // Modes: echo (N bytes out, the same N back), frame (4-byte big-endian length + N bytes, echoed), http
 // (GET --path with keep-alive; responses need Content-Length). Every echo and frame reply is verified byte
-// for byte. Exit status: 0 when requests completed and nothing failed verification, 1 otherwise, 2 for
-// bad flags.
+// for byte. With --client (http mode), each connection is a task sending GETs one after another through
+// the reactor's http::Client (its pool, its resolver: the target may be a name, --resolver HOST:PORT
+// names the DNS server). Exit status: 0 when requests completed and nothing failed verification, 1
+// otherwise, 2 for bad flags.
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,7 +23,9 @@
 #include <vector>
 
 #include "examples/flags.hpp"
+#include "corio/http/client.hpp"
 #include "corio/net/address.hpp"
+#include "corio/net/resolver.hpp"
 #include "corio/net/recv_stream.hpp"
 #include "corio/net/tcp_stream.hpp"
 #include "corio/runtime/runtime.hpp"
@@ -53,6 +57,8 @@ struct Flags {
   std::string tls_ca;      // --tls-ca: verify the server against this bundle (else no verification)
   std::string tls_name;    // --tls-name: SNI and the name the certificate must carry
   std::string alpn;        // --alpn h2,http/1.1
+  bool client = false;     // --client: http mode through http::Client
+  std::string resolver;    // --resolver HOST:PORT: the DNS server for --client
   BackendOptions backend;
 };
 
@@ -313,8 +319,44 @@ task<void> connection(const Plan& plan, unsigned id, Stats& st) {
   while (paced && !pace.done) co_await sleep_for(1ms);  // the sender uses this frame's stream and queue
 }
 
+// --client: GETs one after another through the reactor's http::Client, each body read whole.
+task<void> client_worker(const Plan& plan, http::Client& client, const std::string& url, Stats& st) {
+  while (Clock::now() < plan.end) {
+    const Clock::time_point sent = Clock::now();
+    auto res = co_await client.send({.url = url, .deadline = sent + 5s});
+    auto body = res ? co_await res->text() : net::Result<std::string>(res.error());
+    if (!body) {
+      count_error(st, plan, "client: " + reason(body.error()));
+      co_await sleep_for(1ms);  // a refusing target is not spun on
+      continue;
+    }
+    const Clock::time_point now = Clock::now();
+    if (res->status() < 200 || res->status() > 299) ++st.non_2xx;
+    if (sent >= plan.measured && now < plan.end) {
+      st.latency.record(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - sent).count()));
+      ++st.requests;
+      st.bytes += body->size();
+    }
+    plan.progress->requests.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
 // Runs this reactor's share of the connections (ids id, id + reactors, ...) to the end.
 task<void> reactor_share(const Plan& plan, unsigned first, Stats& st) {
+  if (plan.flags->client) {
+    const Flags& f = *plan.flags;
+    const std::size_t mine = (f.conns - first + f.reactors - 1) / f.reactors;
+    http::Client client({.max_idle_per_host = mine, .max_conns_per_host = mine, .tls = plan.tls});
+    const std::string url = std::string(plan.tls ? "https://" : "http://") + f.target + f.path;
+    unsigned running = 0;
+    auto one = [](const Plan& p, http::Client& c, const std::string& u, Stats& s, unsigned& running) -> task<void> {
+      co_await client_worker(p, c, u, s);
+      --running;
+    };
+    for (std::size_t i = 0; i < mine; ++i, ++running) spawn(one(plan, client, url, st, running));
+    while (running > 0) co_await sleep_for(5ms);  // NOLINT(bugprone-infinite-loop): the tasks decrement it
+    co_return;
+  }
   unsigned running = 0;
   auto one = [](const Plan& p, unsigned id, Stats& s, unsigned& running) -> task<void> {
     co_await connection(p, id, s);
@@ -373,7 +415,8 @@ int usage() {
                "usage: corio-load [--target ADDR] [--mode echo|frame|http] [--conns N] [--size BYTES]\n"
                "                  [--duration S] [--warmup S] [--pipeline N] [--rate REQ_PER_S] [--reactors N]\n"
                "                  [--path /P] [--backend uring|epoll] [--disable FEATURE,...] [--json]\n"
-               "                  [--tls [--tls-ca FILE] [--tls-name NAME] [--alpn P1,P2]]\n");
+               "                  [--tls [--tls-ca FILE] [--tls-name NAME] [--alpn P1,P2]]\n"
+               "                  [--client [--resolver HOST:PORT]]   (http mode through http::Client; --target may be a name)\n");
   return 2;
 }
 
@@ -395,8 +438,8 @@ int main(int argc, char** argv) {
   Flags f;
   for (int i = 1; i < argc; ++i) {
     std::string flag = argv[i];
-    if (flag == "--json" || flag == "--tls") {
-      (flag == "--json" ? f.json : f.tls) = true;
+    if (flag == "--json" || flag == "--tls" || flag == "--client") {
+      (flag == "--json" ? f.json : flag == "--tls" ? f.tls : f.client) = true;
       continue;
     }
     if (i + 1 >= argc) return usage();
@@ -421,17 +464,30 @@ int main(int argc, char** argv) {
     else if (flag == "--tls-ca") f.tls_ca = v;
     else if (flag == "--tls-name") f.tls_name = v;
     else if (flag == "--alpn") f.alpn = v;
+    else if (flag == "--resolver") f.resolver = v;
     else return usage();
     if (!ok) {
       std::fprintf(stderr, "corio-load: %s: not a valid value: \"%s\"\n", flag.c_str(), v);
       return 2;
     }
   }
-  auto target = net::Address::parse(f.target);
+  if (f.client && (f.mode != Mode::http || f.rate > 0 || f.pipeline != 1)) {
+    std::fprintf(stderr, "corio-load: --client is http mode, closed loop, one request at a time\n");
+    return 2;
+  }
+  if (!f.resolver.empty() && !f.client) {
+    std::fprintf(stderr, "corio-load: --resolver goes with --client\n");
+    return 2;
+  }
+  // --client dials names through the resolver; otherwise the target is an address.
+  net::Result<net::Address> target = net::Address();
+  if (!f.client) target = net::Address::parse(f.target);
+  else if (auto hp = net::split_host_port(f.target); !hp) target = hp.error();
   if (!target) {
     std::fprintf(stderr, "corio-load: --target: %s\n", target.error().message().c_str());
     return 2;
   }
+  if (!f.resolver.empty()) net::Resolver::set_defaults({.servers = {f.resolver}});
   if (f.tls && f.rate > 0) {
     std::fprintf(stderr, "corio-load: --rate with --tls is not supported (closed loop only)\n");
     return 2;

@@ -25,82 +25,15 @@
 #include "corio/runtime/task_scope.hpp"
 #include "corio/runtime/time.hpp"
 #include "tests/fd_count.hpp"
-
-extern char** environ;
+#include "tests/net/dnsmasq.hpp"
 
 namespace corio::net {
 namespace {
 
 using namespace std::chrono_literals;
+using corio::testing::Dnsmasq;
+using corio::testing::free_port;
 using corio::testing::open_fds;
-
-// A port free on 127.0.0.1 for `type` right now.
-std::uint16_t free_port(int type) {
-  int fd = ::socket(AF_INET, type, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  (void)::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  (void)::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
-bool udp_port_taken(std::uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  const bool taken = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 && errno == EADDRINUSE;
-  ::close(fd);
-  return taken;
-}
-
-// dnsmasq on 127.0.0.1:port, answering only from its own records; every query is logged.
-class Dnsmasq {
- public:
-  Dnsmasq() : port_(free_port(SOCK_DGRAM)), log_("/tmp/corio-dnsmasq-" + std::to_string(::getpid()) + ".log") {
-    std::vector<std::string> args = {
-        "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--bind-interfaces",
-        "--listen-address=127.0.0.1", "--port=" + std::to_string(port_), "--user=root", "--pid-file",
-        "--log-queries", "--log-facility=" + log_,
-        "--local=/test/",                                  // names under .test that are not below: NXDOMAIN
-        "--host-record=db.test,127.0.0.1,::1,1",           // both families, TTL 1 s
-        "--host-record=v4only.test,127.0.0.1,60",          // no AAAA: NODATA for IPv6
-        "--host-record=long.test,127.0.0.1,3600",          // a TTL the cache caps
-        "--host-record=a.test,127.0.0.1,60", "--host-record=b.test,127.0.0.1,60", "--host-record=c.test,127.0.0.1,60"};
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    const char* path = ::access("/usr/sbin/dnsmasq", X_OK) == 0 ? "/usr/sbin/dnsmasq" : "dnsmasq";
-    if (::posix_spawnp(&pid_, path, nullptr, nullptr, argv.data(), environ) != 0) pid_ = -1;
-    for (int i = 0; i < 300 && pid_ > 0 && !udp_port_taken(port_); ++i) std::this_thread::sleep_for(10ms);
-  }
-  ~Dnsmasq() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-      ::waitpid(pid_, nullptr, 0);
-    }
-    ::unlink(log_.c_str());
-  }
-  bool running() const { return pid_ > 0 && udp_port_taken(port_); }
-  std::string server() const { return "127.0.0.1:" + std::to_string(port_); }
-  // Queries the server logged for `name` so far ("query[A] db.test from 127.0.0.1").
-  int queries_for(const std::string& name) const {
-    std::ifstream in(log_);
-    std::string line;
-    int n = 0;
-    while (std::getline(in, line)) n += line.find("query[") != std::string::npos && line.find("] " + name + " ") != std::string::npos;
-    return n;
-  }
-
- private:
-  std::uint16_t port_;
-  std::string log_;
-  pid_t pid_ = -1;
-};
 
 // A UDP socket that takes queries and never answers.
 class SilentServer {
