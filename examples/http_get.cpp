@@ -60,7 +60,8 @@ int main(int argc, char** argv) {
     }
     tls.emplace(std::move(*ctx));
   }
-  if (!resolver.empty()) corio::net::Resolver::set_defaults({.servers = {resolver}});
+  // --resolver: that server, the names as written (no search domains from resolv.conf).
+  if (!resolver.empty()) corio::net::Resolver::set_defaults({.servers = {resolver}, .search = false});
 
   corio::Runtime rt({.reactors = 1, .backend = backend_options});
   return rt.run([&]() -> corio::task<int> {

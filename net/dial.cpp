@@ -15,6 +15,7 @@ struct Race {
   Address winner_address;
   std::optional<Error> first_error;
   unsigned running = 0;
+  bool failed = false;  // an attempt failed since the last one started: start the next now
   Event changed;
 };
 
@@ -24,10 +25,16 @@ task<void> attempt(Address to, const SocketOptions& options, Race& race) {
   if (conn && !race.winner) {
     race.winner = std::move(*conn);
     race.winner_address = to;
-  } else if (!conn && !race.first_error && !conn.error().cancelled()) {
-    race.first_error = conn.error();
+  } else if (!conn && !conn.error().cancelled()) {
+    race.failed = true;
+    if (!race.first_error) race.first_error = conn.error();
   }
   race.changed.set();  // a connection that lost the race is closed as `conn` goes
+}
+
+Clock::time_point deadline_in(Clock::duration d) {
+  const Clock::time_point now = Clock::now();
+  return d >= Clock::time_point::max() - now ? Clock::time_point::max() : now + d;
 }
 
 std::string millis(Clock::duration d) {
@@ -51,7 +58,8 @@ task<Result<TcpStream>> race(std::string_view what, std::span<const Address> add
   for (;;) {
     const Clock::time_point now = Clock::now();
     if (r.winner || (r.running == 0 && next == addresses.size()) || now >= deadline) break;
-    if (next < addresses.size() && (r.running == 0 || now >= next_at)) {
+    if (next < addresses.size() && (r.running == 0 || r.failed || now >= next_at)) {
+      r.failed = false;
       ++r.running;
       scope.spawn(attempt(addresses[next++], options.socket, r));
       next_at = now + options.attempt_delay;
@@ -96,12 +104,12 @@ std::vector<Address> interleave_families(std::span<const Address> addresses) {
 
 task<Result<TcpStream>> dial(std::span<const Address> addresses, DialOptions options, DialTrace* trace) {
   std::string what = addresses.empty() ? "(no address)" : addresses.front().to_string();
-  co_return co_await race(what, addresses, options, Clock::now() + options.timeout, trace);
+  co_return co_await race(what, addresses, options, deadline_in(options.timeout), trace);
 }
 
 task<Result<TcpStream>> dial(std::string_view host_port, DialOptions options, DialTrace* trace) {
   const std::string what(host_port);
-  const Clock::time_point deadline = Clock::now() + options.timeout;
+  const Clock::time_point deadline = deadline_in(options.timeout);
   auto hp = split_host_port(what);
   if (!hp) co_return dial_error(what, hp.error());
   Resolver& resolver = options.resolver != nullptr ? *options.resolver : Resolver::current();

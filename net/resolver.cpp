@@ -82,11 +82,15 @@ struct Resolver::Impl {
   std::unordered_map<int, Watch> watches;
 
   // Lookups given to c-ares and not answered yet; joined by later lookups of the same name.
+  // The waiters read only the query after it is answered (the Resolver may be gone by then).
   struct Query {
     Impl* impl;
     std::string key;
+    std::string host;
+    Family family;
     int status = ARES_SUCCESS;
     std::vector<Address> addresses;  // port 0
+    std::optional<Error> error;      // set with a status other than ARES_SUCCESS
     Event answered;
   };
   std::unordered_map<std::string, std::shared_ptr<Query>> in_flight;
@@ -114,6 +118,7 @@ struct Resolver::Impl {
   }
 
   void watch(int fd, std::uint32_t events) {
+    if (events == 0 && !watches.contains(fd)) return;
     Watch& w = watches[fd];
     if (w.events == events) return;
     if (w.events != 0) w.stop.request_stop();
@@ -146,8 +151,11 @@ struct Resolver::Impl {
     while (!in_flight.empty()) {
       timeval most{1, 0}, buf{};
       const timeval* tv = ares_timeout(channel, &most, &buf);  // &most or &buf, whichever is sooner
+      // c-ares rounds down to whole milliseconds: under 1 ms left reads as 0, and waiting for 0 would spin.
+      const Clock::duration left = std::max<Clock::duration>(
+          std::chrono::seconds(tv->tv_sec) + std::chrono::microseconds(tv->tv_usec), std::chrono::milliseconds(1));
       timer_kick.reset();
-      (void)co_await timer_kick.wait(Clock::now() + std::chrono::seconds(tv->tv_sec) + std::chrono::microseconds(tv->tv_usec));
+      (void)co_await timer_kick.wait(Clock::now() + left);
       ares_process_fd(channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
     }
     timer_running = false;
@@ -177,9 +185,11 @@ struct Resolver::Impl {
         if (std::find(q->addresses.begin(), q->addresses.end(), a) == q->addresses.end()) q->addresses.push_back(a);
         ttl = ttl < 0 ? n->ai_ttl : std::min(ttl, n->ai_ttl);
       }
+      for (ares_addrinfo_cname* c = res->cnames; c != nullptr; c = c->next) ttl = ttl < 0 ? c->ttl : std::min(ttl, c->ttl);
       ares_freeaddrinfo(res);
     }
     if (q->status == ARES_SUCCESS && q->addresses.empty()) q->status = ARES_ENODATA;
+    if (q->status != ARES_SUCCESS) q->error = impl.failure(q->host, q->status, q->family);
     if (status != ARES_EDESTRUCTION) impl.remember(q->key, q->status, q->addresses, ttl);
     q->answered.set();
   }
@@ -220,9 +230,9 @@ struct Resolver::Impl {
                    std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(options.timeout).count()) +
                    " ms (doubled each round)";
         break;
-      case ARES_ECONNREFUSED:
+      case ARES_ECONNREFUSED:  // c-ares 1.18 also says this for an answer with rcode REFUSED
         e.code = ECONNREFUSED;
-        e.reason = "connection refused by " + servers;
+        e.reason = "refused by " + servers + " (a connection refused, or an answer REFUSED)";
         break;
       case ARES_EREFUSED:
         e.code = ECONNREFUSED;
@@ -289,7 +299,14 @@ Result<std::unique_ptr<Resolver>> Resolver::create(ResolverOptions options) {
   ao.tries = o.attempts;
   char lookups_dns[] = "b", lookups_both[] = "fb";
   ao.lookups = o.hosts_file ? lookups_both : lookups_dns;
-  const int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_LOOKUPS;
+  int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_LOOKUPS;
+  if (!o.search) {  // no search list, and none from LOCALDOMAIN / RES_OPTIONS either (c-ares 1.18's
+    ao.flags = ARES_FLAG_NOSEARCH;  // getaddrinfo searches despite NOSEARCH)
+    ao.domains = nullptr;
+    ao.ndomains = 0;
+    ao.ndots = 1;
+    mask |= ARES_OPT_FLAGS | ARES_OPT_DOMAINS | ARES_OPT_NDOTS;
+  }
   if (int s = ares_init_options(&impl->channel, &ao, mask); s != ARES_SUCCESS) {
     impl->channel = nullptr;
     return failed(EIO, "resolver: starting c-ares", ares_strerror(s));
@@ -364,7 +381,7 @@ task<Result<std::vector<Address>>> Resolver::resolve(std::string_view host, std:
     co_return impl_->failure(host, ARES_EBADNAME, family);
   }
   const std::string name(host);
-  std::string key = lowercase(host);
+  std::string key = lowercase(host.ends_with('.') ? host.substr(0, host.size() - 1) : host);  // "a.b." is "a.b"
   key += family == Family::v4 ? "/4" : family == Family::v6 ? "/6" : "/*";
   Impl& impl = *impl_;
   std::shared_ptr<Impl::Query> q;
@@ -393,6 +410,8 @@ task<Result<std::vector<Address>>> Resolver::resolve(std::string_view host, std:
     q = std::make_shared<Impl::Query>();
     q->impl = &impl;
     q->key = key;
+    q->host = name;
+    q->family = family;
     impl.in_flight.emplace(key, q);
     ares_addrinfo_hints hints{};
     hints.ai_family = ares_family(family);
@@ -405,8 +424,7 @@ task<Result<std::vector<Address>>> Resolver::resolve(std::string_view host, std:
     co_return failed(ec.value(), "resolve " + name,
                      ec.value() == ETIMEDOUT ? "the caller's deadline passed" : "the lookup was stopped");
   }
-  if (q->status == ARES_EDESTRUCTION) co_return failed(ECANCELED, "resolve " + name, "the resolver was ended");
-  if (q->status != ARES_SUCCESS) co_return impl.failure(name, q->status, family);
+  if (q->error) co_return *q->error;
   std::vector<Address> out;
   out.reserve(q->addresses.size());
   for (const Address& a : q->addresses) out.push_back(a.with_port(port));

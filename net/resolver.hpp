@@ -29,6 +29,7 @@ struct ResolverOptions {
   Clock::duration timeout = std::chrono::seconds(2);  // per attempt (c-ares doubles it on each round)
   int attempts = 2;                                // rounds over the servers
   bool hosts_file = true;                          // /etc/hosts before DNS
+  bool search = true;  // resolv.conf's search domains and ndots ("db" may be asked as "db.corp.example")
   std::chrono::seconds max_ttl{300};               // answers are cached for min(TTL, max_ttl)
   std::chrono::seconds negative_ttl{5};            // NXDOMAIN (and no A/AAAA) cached this long
   std::size_t cache_entries = 4096;                // names cached, per reactor

@@ -102,8 +102,11 @@ void Reactor::run() {
 void Reactor::shutdown() noexcept {
   ready_.clear();
   detached_.destroy_all();
-  for (auto it = at_stop_.rbegin(); it != at_stop_.rend(); ++it) (*it)();  // last registered, first ended
-  at_stop_.clear();
+  while (!at_stop_.empty()) {  // last registered, first ended; one may register another
+    std::function<void()> f = std::move(at_stop_.back());
+    at_stop_.pop_back();
+    f();
+  }
   ready_.clear();  // what those woke cannot run any more
   wake_pending_.store(false);
   while (Message* m = inbox_.pop()) m->discard();

@@ -487,7 +487,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "corio-load: --target: %s\n", target.error().message().c_str());
     return 2;
   }
-  if (!f.resolver.empty()) net::Resolver::set_defaults({.servers = {f.resolver}});
+  if (!f.resolver.empty()) net::Resolver::set_defaults({.servers = {f.resolver}, .search = false});
   if (f.tls && f.rate > 0) {
     std::fprintf(stderr, "corio-load: --rate with --tls is not supported (closed loop only)\n");
     return 2;

@@ -101,7 +101,10 @@ void on_runtime(F body) {
 class Dns : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_TRUE(dns_.running()) << "dnsmasq did not start (scripts/bootstrap installs dnsmasq-base)"; }
-  ResolverOptions options() const { return {.servers = {dns_.server()}, .timeout = 500ms, .attempts = 2, .hosts_file = false}; }
+  // No search domains: the names are asked as written, whatever this machine's resolv.conf says.
+  ResolverOptions options() const {
+    return {.servers = {dns_.server()}, .timeout = 500ms, .attempts = 2, .hosts_file = false, .search = false};
+  }
   Dnsmasq dns_;
 };
 
@@ -218,7 +221,7 @@ TEST_F(Dns, TheCacheIsBoundedLeastRecentlyUsedFirst) {
 TEST(Resolver, ASilentServerTimesOutWithAMessageThatSaysSo) {
   SilentServer silent;
   on_runtime([&]() -> task<void> {
-    auto r = Resolver::create({.servers = {silent.server()}, .timeout = 100ms, .attempts = 2, .hosts_file = false});
+    auto r = Resolver::create({.servers = {silent.server()}, .timeout = 100ms, .attempts = 2, .hosts_file = false, .search = false});
     EXPECT_TRUE(r);
     if (!r) co_return;
     const auto t0 = Clock::now();
@@ -239,7 +242,7 @@ TEST(Resolver, TheCallersDeadlineAndStopEndTheWaitButNotTheQuery) {
   SilentServer silent;
   const std::size_t fds = open_fds();
   on_runtime([&]() -> task<void> {
-    auto r = Resolver::create({.servers = {silent.server()}, .timeout = 300ms, .attempts = 1, .hosts_file = false});
+    auto r = Resolver::create({.servers = {silent.server()}, .timeout = 300ms, .attempts = 1, .hosts_file = false, .search = false});
     EXPECT_TRUE(r);
     if (!r) co_return;
     const auto t0 = Clock::now();
@@ -247,6 +250,9 @@ TEST(Resolver, TheCallersDeadlineAndStopEndTheWaitButNotTheQuery) {
     EXPECT_FALSE(late);
     if (!late) EXPECT_EQ(late.error().code, ETIMEDOUT);
     EXPECT_LT(Clock::now() - t0, 250ms) << "the caller's deadline, not the query's timeout";
+    auto joined = co_await (*r)->resolve("x.test", 80, Family::any, Clock::now() + 10ms);
+    EXPECT_FALSE(joined);
+    EXPECT_EQ((*r)->stats().shared, 1u) << "the first query was still running: the second lookup joined it";
     auto stopped = co_await with_timeout(30ms, (*r)->resolve("y.test", 80));
     EXPECT_FALSE(stopped.has_value()) << "stopped mid-flight";
     // The queries run to their own timeout; then the resolver's socket is closed.
@@ -254,6 +260,7 @@ TEST(Resolver, TheCallersDeadlineAndStopEndTheWaitButNotTheQuery) {
     auto after = co_await (*r)->resolve("x.test", 80);
     EXPECT_FALSE(after);
     if (!after) EXPECT_EQ(after.error().code, ETIMEDOUT);
+    EXPECT_EQ((*r)->stats().queries, 3u) << "x.test (once, then again after it timed out) and y.test";
   });
   EXPECT_EQ(open_fds(), fds) << "c-ares's sockets are closed";
 }
@@ -262,7 +269,7 @@ TEST(Resolver, DestroyedWithLookupsPendingEndsThemWithECANCELED) {
   SilentServer silent;
   const std::size_t fds = open_fds();
   on_runtime([&]() -> task<void> {
-    auto r = Resolver::create({.servers = {silent.server()}, .timeout = 5s, .attempts = 1, .hosts_file = false});
+    auto r = Resolver::create({.servers = {silent.server()}, .timeout = 5s, .attempts = 1, .hosts_file = false, .search = false});
     EXPECT_TRUE(r);
     if (!r) co_return;
     std::unique_ptr<Resolver> res = std::move(*r);
@@ -367,6 +374,28 @@ TEST(Dial, HappyEyeballsStartsTheNextAddressAfterTheDelayAndTheFirstToConnectWin
   EXPECT_EQ(open_fds(), fds) << "the attempt to the black hole was cancelled and closed";
 }
 
+TEST(Dial, AFailedAttemptStartsTheNextWithoutWaitingForTheDelay) {
+  const std::uint16_t port = free_port(SOCK_STREAM);
+  BlackHole hole("127.0.0.2", port);
+  ASSERT_TRUE(hole.ok());
+  auto listener = net::TcpListener::bind(*Address::parse("127.0.0.1:" + std::to_string(port)));
+  ASSERT_TRUE(listener);
+  on_runtime([&]() -> task<void> {
+    // The black hole hangs; 127.0.0.4 refuses at once; the listener answers.
+    const std::vector<Address> addrs = {hole.address(), *Address::parse("127.0.0.4:" + std::to_string(port)),
+                                        listener->local_address()};
+    DialTrace trace;
+    const auto t0 = Clock::now();
+    auto conn = co_await dial(addrs, {.attempt_delay = 200ms}, &trace);
+    const auto took = Clock::now() - t0;
+    EXPECT_TRUE(conn) << conn.error().message();
+    EXPECT_EQ(trace.attempts, 3u);
+    EXPECT_GE(took, 190ms) << "the refused attempt started after one delay";
+    EXPECT_LT(took, 350ms) << "and the third at once when it failed, not after a second delay";
+    (void)co_await listener->accept();
+  });
+}
+
 TEST(Dial, TimesOutCancelsAndClosesTheAttempts) {
   const std::uint16_t port = free_port(SOCK_STREAM);
   BlackHole a("127.0.0.2", port), b("127.0.0.3", port);
@@ -387,8 +416,10 @@ TEST(Dial, TimesOutCancelsAndClosesTheAttempts) {
     EXPECT_GE(took, 290ms);
     EXPECT_LT(took, 1s);
     // Stopped mid-flight: the caller's stop ends the dial at once.
+    const auto t1 = Clock::now();
     auto stopped = co_await with_timeout(50ms, dial(addrs));
     EXPECT_FALSE(stopped.has_value());
+    EXPECT_LT(Clock::now() - t1, 300ms) << "a stop ends the dial at once";
   });
   EXPECT_EQ(open_fds(), fds);
 }

@@ -33,6 +33,22 @@ inline std::uint16_t free_port(int type) {
   return ntohs(a.sin_port);
 }
 
+// A port free on 127.0.0.1 for UDP and TCP both (a DNS server binds both).
+inline std::uint16_t free_dns_port() {
+  for (int i = 0; i < 50; ++i) {
+    const std::uint16_t port = free_port(SOCK_DGRAM);
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    ::close(fd);
+    if (free) return port;
+  }
+  return free_port(SOCK_DGRAM);
+}
+
 inline bool udp_port_taken(std::uint16_t port) {
   int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
   sockaddr_in a{};
@@ -48,28 +64,16 @@ inline bool udp_port_taken(std::uint16_t port) {
 // any other name under .test is NXDOMAIN.
 class Dnsmasq {
  public:
-  Dnsmasq() : port_(free_port(SOCK_DGRAM)), log_("/tmp/corio-dnsmasq-" + std::to_string(::getpid()) + ".log") {
-    std::vector<std::string> args = {
-        "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--bind-interfaces",
-        "--listen-address=127.0.0.1", "--port=" + std::to_string(port_), "--user=root", "--pid-file",
-        "--log-queries", "--log-facility=" + log_,
-        "--local=/test/",                                  // names under .test that are not below: NXDOMAIN
-        "--host-record=db.test,127.0.0.1,::1,1",           // both families, TTL 1 s
-        "--host-record=v4only.test,127.0.0.1,60",          // no AAAA: NODATA for IPv6
-        "--host-record=long.test,127.0.0.1,3600",          // a TTL the cache caps
-        "--host-record=a.test,127.0.0.1,60", "--host-record=b.test,127.0.0.1,60", "--host-record=c.test,127.0.0.1,60"};
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    const char* path = ::access("/usr/sbin/dnsmasq", X_OK) == 0 ? "/usr/sbin/dnsmasq" : "dnsmasq";
-    if (::posix_spawnp(&pid_, path, nullptr, nullptr, argv.data(), environ) != 0) pid_ = -1;
-    for (int i = 0; i < 300 && pid_ > 0 && !udp_port_taken(port_); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  Dnsmasq() : log_("/tmp/corio-dnsmasq-" + std::to_string(::getpid()) + ".log") {
+    // A port can be taken between the check and dnsmasq's bind: a few tries, each on a new port.
+    for (int attempt = 0; attempt < 3 && !running(); ++attempt) {
+      stop();
+      port_ = free_dns_port();
+      start();
+    }
   }
   ~Dnsmasq() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-      ::waitpid(pid_, nullptr, 0);
-    }
+    stop();
     ::unlink(log_.c_str());
   }
   bool running() const { return pid_ > 0 && udp_port_taken(port_); }
@@ -84,7 +88,37 @@ class Dnsmasq {
   }
 
  private:
-  std::uint16_t port_;
+  void start() {
+    std::vector<std::string> args = {
+        "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--bind-interfaces",
+        "--listen-address=127.0.0.1", "--port=" + std::to_string(port_), "--user=root", "--pid-file",
+        "--log-queries", "--log-facility=" + log_,
+        "--local=/test/",                         // names under .test that are not below: NXDOMAIN
+        "--host-record=db.test,127.0.0.1,::1,1",  // both families, TTL 1 s
+        "--host-record=v4only.test,127.0.0.1,60", // no AAAA: NODATA for IPv6
+        "--host-record=long.test,127.0.0.1,3600", // a TTL the cache caps
+        "--host-record=a.test,127.0.0.1,60", "--host-record=b.test,127.0.0.1,60", "--host-record=c.test,127.0.0.1,60"};
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const char* path = ::access("/usr/sbin/dnsmasq", X_OK) == 0 ? "/usr/sbin/dnsmasq" : "dnsmasq";
+    if (::posix_spawnp(&pid_, path, nullptr, nullptr, argv.data(), environ) != 0) pid_ = -1;
+    for (int i = 0; i < 300 && pid_ > 0 && !udp_port_taken(port_); ++i) {
+      if (::waitpid(pid_, nullptr, WNOHANG) == pid_) {
+        pid_ = -1;  // it exited: its port was taken
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  void stop() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGTERM);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    pid_ = -1;
+  }
+  std::uint16_t port_ = 0;
   std::string log_;
   pid_t pid_ = -1;
 };
