@@ -27,8 +27,8 @@ std::string millis(Clock::duration d) {
   return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count()) + " ms";
 }
 
-net::Error failure(int code, std::string context, std::string reason) {
-  return net::Error{.code = code, .context = std::move(context), .reason = std::move(reason)};
+net::Error failure(int code, std::string context, std::string_view why) {
+  return net::explained_error(code, std::move(context), why);
 }
 
 bool idempotent(std::string_view method) {
@@ -544,7 +544,8 @@ task<net::Result<ClientResponse>> Client::send(ClientRequest request) {
       if (!n) {
         error = n.error();
         if (error->timed_out() && head_deadline < request.deadline) {
-          error->reason = "no response head within " + millis(st->options.response_header_timeout) + " (response_header_timeout)";
+          error = failure(ETIMEDOUT, x->what,
+                          "no response head within " + millis(st->options.response_header_timeout) + " (response_header_timeout)");
         }
         break;
       }

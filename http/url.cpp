@@ -6,7 +6,7 @@ namespace corio::http {
 
 namespace {
 net::Error bad(std::string_view url, const char* why) {
-  return net::Error{.code = EINVAL, .context = "url \"" + std::string(url) + "\"", .reason = why};
+  return net::explained_error(EINVAL, "url \"" + std::string(url) + "\"", why);
 }
 }  // namespace
 

@@ -13,7 +13,7 @@ namespace {
 Error bad(std::string_view text, const char* why) {
   std::string m = "address \"";
   m.append(text).append("\": ").append(why);
-  return Error{EINVAL, std::move(m)};
+  return Error{.code = EINVAL, .context = std::move(m)};
 }
 
 }  // namespace

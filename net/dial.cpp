@@ -48,7 +48,7 @@ Error dial_error(std::string_view what, Error e) {
 
 task<Result<TcpStream>> race(std::string_view what, std::span<const Address> addresses, const DialOptions& options,
                              Clock::time_point deadline, DialTrace* trace) {
-  if (addresses.empty()) co_return Error{.code = EHOSTUNREACH, .context = "dial " + std::string(what), .reason = "no addresses"};
+  if (addresses.empty()) co_return explained_error(EHOSTUNREACH, "dial " + std::string(what), "no addresses");
   Race r;
   TaskScope scope;
   const Clock::time_point began = Clock::now();
@@ -78,14 +78,13 @@ task<Result<TcpStream>> race(std::string_view what, std::span<const Address> add
   }
   if (r.winner) co_return std::move(*r.winner);
   if (stopped && stopped.value() == ECANCELED) {
-    co_return Error{.code = ECANCELED, .context = "dial " + std::string(what), .reason = "stopped"};
+    co_return explained_error(ECANCELED, "dial " + std::string(what), "stopped");
   }
   if (r.first_error && next == addresses.size() && Clock::now() < deadline) co_return dial_error(what, *r.first_error);
-  co_return Error{.code = ETIMEDOUT,
-                  .context = "dial " + std::string(what),
-                  .reason = "no connection within " + millis(options.timeout) + " (" + std::to_string(next) + " of " +
-                            std::to_string(addresses.size()) + " addresses tried" +
-                            (r.first_error ? "; " + r.first_error->message() : std::string()) + ")"};
+  co_return explained_error(ETIMEDOUT, "dial " + std::string(what),
+                            "no connection within " + millis(options.timeout) + " (" + std::to_string(next) + " of " +
+                                std::to_string(addresses.size()) + " addresses tried" +
+                                (r.first_error ? "; " + r.first_error->message() : std::string()) + ")");
 }
 
 }  // namespace

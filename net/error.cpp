@@ -6,12 +6,18 @@
 namespace corio::net {
 
 std::string Error::message() const {
+  if (explained) return context;
   std::string m = context;
   m += ": ";
-  m += reason.empty() ? std::strerror(code) : reason;
+  m += std::strerror(code);
   return m;
 }
 
-Error make_error(int err, std::string context) { return Error{std::abs(err), std::move(context)}; }
+Error make_error(int err, std::string context) { return Error{.code = std::abs(err), .context = std::move(context)}; }
+
+Error explained_error(int code, std::string what, std::string_view why) {
+  what.append(": ").append(why);
+  return Error{.code = code, .explained = true, .context = std::move(what)};
+}
 
 }  // namespace corio::net

@@ -7,17 +7,18 @@
 #include <cerrno>
 #include <cstddef>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 
 namespace corio::net {
 
 struct Error {
-  int code = 0;         // errno value
-  std::string context;  // what failed, with its arguments
+  int code = 0;            // errno value
+  bool explained = false;  // the context already says why: message() adds no errno text (fits the padding)
+  std::string context;     // what failed, with its arguments
   // Bytes written before the failure (write_all: a stopped, timed-out or failed write still sent these).
   std::size_t transferred = 0;
-  std::string reason;   // replaces strerror(code) in message() when set
   std::string message() const;
   bool timed_out() const noexcept { return code == ETIMEDOUT; }
   bool cancelled() const noexcept { return code == ECANCELED; }
@@ -60,5 +61,7 @@ class [[nodiscard]] Result<void> {
 
 // An Error from errno-style `err` (positive or negative) and a context.
 Error make_error(int err, std::string context);
+// An Error that says why in its own words: message() is "WHAT: WHY".
+Error explained_error(int code, std::string what, std::string_view why);
 
 }  // namespace corio::net

@@ -61,9 +61,7 @@ std::optional<Address> literal(std::string_view host, std::uint16_t port) {
   return std::nullopt;
 }
 
-Error failed(int code, std::string context, std::string reason) {
-  return Error{.code = code, .context = std::move(context), .reason = std::move(reason)};
-}
+Error failed(int code, std::string context, std::string_view why) { return explained_error(code, std::move(context), why); }
 
 
 }  // namespace
@@ -213,48 +211,49 @@ struct Resolver::Impl {
   }
 
   Error failure(std::string_view host, int status, Family family) const {
-    Error e{.code = EIO, .context = "resolve " + std::string(host)};
+    int code = EIO;
+    std::string why;
     switch (status) {
       case ARES_ENOTFOUND:
-        e.code = EHOSTUNREACH;
-        e.reason = "NXDOMAIN from " + servers;
+        code = EHOSTUNREACH;
+        why = "NXDOMAIN from " + servers;
         break;
       case ARES_ENODATA:
-        e.code = EHOSTUNREACH;
-        e.reason = std::string(family == Family::v4 ? "no A record" : family == Family::v6 ? "no AAAA record" : "no A or AAAA records") +
+        code = EHOSTUNREACH;
+        why = std::string(family == Family::v4 ? "no A record" : family == Family::v6 ? "no AAAA record" : "no A or AAAA records") +
                    " (NODATA) from " + servers;
         break;
       case ARES_ETIMEOUT:
-        e.code = ETIMEDOUT;
-        e.reason = "no answer from " + servers + " in " + std::to_string(options.attempts) + " attempts of " +
+        code = ETIMEDOUT;
+        why = "no answer from " + servers + " in " + std::to_string(options.attempts) + " attempts of " +
                    std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(options.timeout).count()) +
                    " ms (doubled each round)";
         break;
       case ARES_ECONNREFUSED:  // c-ares 1.18 also says this for an answer with rcode REFUSED
-        e.code = ECONNREFUSED;
-        e.reason = "refused by " + servers + " (a connection refused, or an answer REFUSED)";
+        code = ECONNREFUSED;
+        why = "refused by " + servers + " (a connection refused, or an answer REFUSED)";
         break;
       case ARES_EREFUSED:
-        e.code = ECONNREFUSED;
-        e.reason = "REFUSED by " + servers;
+        code = ECONNREFUSED;
+        why = "REFUSED by " + servers;
         break;
       case ARES_ESERVFAIL:
-        e.code = EAGAIN;
-        e.reason = "SERVFAIL from " + servers;
+        code = EAGAIN;
+        why = "SERVFAIL from " + servers;
         break;
       case ARES_EBADNAME:
-        e.code = EINVAL;
-        e.reason = "not a valid host name";
+        code = EINVAL;
+        why = "not a valid host name";
         break;
       case ARES_EDESTRUCTION:
       case ARES_ECANCELLED:
-        e.code = ECANCELED;
-        e.reason = "the resolver was ended";
+        code = ECANCELED;
+        why = "the resolver was ended";
         break;
       default:
-        e.reason = std::string(ares_strerror(status)) + " (" + servers + ")";
+        why = std::string(ares_strerror(status)) + " (" + servers + ")";
     }
-    return e;
+    return failed(code, "resolve " + std::string(host), why);
   }
 
   // Socket functions: corio opens and closes c-ares's sockets, so that a close goes through the backend

@@ -27,6 +27,40 @@ def free_port(kind=socket.SOCK_STREAM):
         return s.getsockname()[1]
 
 
+def udp_taken(port):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return False
+        except OSError:
+            return True
+
+
+def start_dnsmasq():
+    """dnsmasq on a port free for UDP and TCP (a DNS server binds both), with web.test; a few tries, since a
+    port can be taken between the check and dnsmasq's bind."""
+    for _ in range(5):
+        port = free_port(socket.SOCK_DGRAM)
+        with socket.socket() as t:
+            try:
+                t.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        d = subprocess.Popen(["/usr/sbin/dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+                              "--bind-interfaces", "--listen-address=127.0.0.1", f"--port={port}", "--user=root",
+                              "--pid-file", "--local=/test/", "--host-record=web.test,127.0.0.1,30"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(300):
+            if d.poll() is not None or udp_taken(port):
+                break
+            time.sleep(0.01)
+        if d.poll() is None and udp_taken(port):
+            return d, port
+        d.kill()
+        d.wait()
+    sys.exit("dnsmasq did not start (scripts/bootstrap installs dnsmasq-base)")
+
+
 def get(*args):
     return subprocess.run([HTTP_GET, *backend, *args], capture_output=True, text=True, timeout=60)
 
@@ -38,14 +72,9 @@ def lines(r):
 work = tempfile.mkdtemp()
 procs = []
 try:
-    dns_port = free_port(socket.SOCK_DGRAM)
-    dns = subprocess.Popen(["/usr/sbin/dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
-                            "--bind-interfaces", "--listen-address=127.0.0.1", f"--port={dns_port}", "--user=root",
-                            "--pid-file", "--local=/test/", "--host-record=web.test,127.0.0.1,30"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    dns, dns_port = start_dnsmasq()
     procs.append(dns)
     resolver = ["--resolver", f"127.0.0.1:{dns_port}"]
-    time.sleep(0.3)
     check(dns.poll() is None, "dnsmasq runs")
 
     # corio's http-server, plain: by name through dnsmasq; the second URL reuses the connection.
