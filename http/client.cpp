@@ -7,6 +7,8 @@
 #include <cstring>
 #include <cerrno>
 #include <deque>
+#include <limits>
+#include <stdexcept>
 #include <optional>
 #include <unordered_map>
 
@@ -52,42 +54,43 @@ Clock::time_point earliest(Clock::time_point a, Clock::duration from_now) {
 
 }  // namespace
 
-// One connection, plain or TLS, with the bytes it received past what was consumed.
+// One connection, plain or TLS, with the bytes it received past what was consumed. Bytes count as
+// received only once a read completes, so a read whose frame is destroyed leaves nothing behind.
 struct Conn {
   std::string key;  // its pool: "http://host:port"
   std::optional<net::TcpStream> tcp;
   std::optional<tls::Stream> tls;
-  std::string in;
-  std::size_t begin = 0;
+  std::vector<char> in;
+  std::size_t begin = 0, end = 0;  // [begin, end) received, not consumed
   Clock::time_point idle_since{};
   bool reused = false;
 
   int fd() const noexcept { return tls ? tls->tcp().fd() : tcp->fd(); }
-  std::string_view pending() const noexcept { return std::string_view(in).substr(begin); }
+  std::string_view pending() const noexcept { return {in.data() + begin, end - begin}; }
   void consume(std::size_t n) noexcept { begin += n; }
 
   task<net::Result<std::size_t>> read_more(Clock::time_point deadline) {
-    if (begin == in.size()) {
-      in.clear();
-      begin = 0;
+    if (begin == end) {
+      begin = end = 0;
     } else if (begin >= kReadChunk) {
-      in.erase(0, begin);
+      std::memmove(in.data(), in.data() + begin, end - begin);
+      end -= begin;
       begin = 0;
     }
-    const std::size_t old = in.size();
-    in.resize(old + kReadChunk);
-    const std::span<char> room(in.data() + old, kReadChunk);
+    if (in.size() < end + kReadChunk) in.resize(end + kReadChunk);
+    const std::span<char> room(in.data() + end, kReadChunk);
     net::Result<std::size_t> n = std::size_t{0};
     if (tls) n = co_await tls->read_some(room, deadline);
     else n = co_await tcp->read_some(room).deadline(deadline);
-    in.resize(old + (n ? *n : 0));
+    if (n) end += *n;
     co_return n;
   }
   task<net::Result<void>> write(std::string_view data, Clock::time_point deadline) {
     if (tls) co_return co_await tls->write_all(data, deadline);
     co_return co_await tcp->write_all(data, deadline);
   }
-  // Whether the server closed it, reset it or sent something unasked while it sat in the pool.
+  // Whether the server closed it, reset it or sent something unasked while it sat in the pool. (TLS: what
+  // tls::Stream already decrypted or buffered is not seen here; the next exchange's framing checks catch it.)
   bool spoiled_while_idle() const noexcept {
     if (!pending().empty()) return true;
     char c;
@@ -141,6 +144,7 @@ struct Client::State : std::enable_shared_from_this<Client::State> {
   enum class After { reuse, close, drop };
   void release(std::unique_ptr<Conn> c, After after) {
     HostPool& hp = hosts[c->key];
+    if (after == After::reuse && !c->pending().empty()) after = After::drop;  // bytes nobody asked for
     if (after == After::reuse && !closed) {
       c->reused = true;
       if (!hp.waiters.empty()) {
@@ -159,9 +163,13 @@ struct Client::State : std::enable_shared_from_this<Client::State> {
         return;
       }
     }
-    if (after != After::drop && c->tls && Reactor::current() != nullptr) spawn(say_goodbye(std::move(c)));
-    c.reset();
+    retire(std::move(c), after != After::drop);
     slot_freed(hp);
+  }
+  // Closes a connection: a TLS one that did not fail says close_notify first, so that its session stays
+  // resumable.
+  static void retire(std::unique_ptr<Conn> c, bool graceful) {
+    if (graceful && c->tls && Reactor::current() != nullptr) spawn(say_goodbye(std::move(c)));
   }
   static task<void> say_goodbye(std::unique_ptr<Conn> c) { (void)co_await c->tls->shutdown(Clock::now() + 1s); }
 
@@ -172,6 +180,7 @@ struct Client::State : std::enable_shared_from_this<Client::State> {
       --idle_total;
       if (Clock::now() - c->idle_since >= options.idle_timeout) {
         ++stats.closed_idle;
+        retire(std::move(c), true);
       } else if (c->spoiled_while_idle()) {
         ++stats.closed_by_peer;
       } else {
@@ -198,6 +207,7 @@ struct Client::State : std::enable_shared_from_this<Client::State> {
           const Clock::time_point expires = hp.idle[i]->idle_since + self->options.idle_timeout;
           if (expires <= now || hp.idle[i]->spoiled_while_idle()) {
             (expires <= now ? self->stats.closed_idle : self->stats.closed_by_peer)++;
+            retire(std::move(hp.idle[i]), expires <= now);
             hp.idle.erase(hp.idle.begin() + static_cast<std::ptrdiff_t>(i));
             --self->idle_total;
             self->slot_freed(hp);
@@ -241,9 +251,19 @@ struct Client::State : std::enable_shared_from_this<Client::State> {
     } else {
       ++hp.open;
     }
+    // Given back if the dial fails, or if this frame is destroyed while dialing.
+    struct SlotHold {
+      State* state;
+      HostPool* hp;
+      ~SlotHold() {
+        if (hp != nullptr) state->slot_freed(*hp);
+      }
+    } hold{this, &hp};
     auto c = co_await connect(url, key, deadline, t);
-    if (!c) slot_freed(hosts[key]);
-    else ++stats.dials;
+    if (c) {
+      hold.hp = nullptr;
+      ++stats.dials;
+    }
     co_return c;
   }
 
@@ -283,9 +303,33 @@ Client::State::Waiter::~Waiter() {
   if (may_dial) state->slot_freed(hp);
 }
 
-struct ClientResponse::Exchange {
+// A connection out of the pool, in one exchange: given back with release(); dropped as failed (its slot
+// freed) if whoever holds it is destroyed first.
+struct Lease {
+  using After = Client::State::After;
+  Lease() = default;
+  Lease(std::shared_ptr<Client::State> s, std::unique_ptr<Conn> c) noexcept : state(std::move(s)), conn(std::move(c)) {}
+  Lease(Lease&&) noexcept = default;
+  Lease& operator=(Lease&& o) noexcept {
+    release(After::drop);
+    state = std::move(o.state);
+    conn = std::move(o.conn);
+    return *this;
+  }
+  ~Lease() { release(After::drop); }
+  void release(After after) {
+    if (conn) state->release(std::move(conn), after);
+  }
+  Conn* operator->() const noexcept { return conn.get(); }
+  explicit operator bool() const noexcept { return conn != nullptr; }
+
   std::shared_ptr<Client::State> state;
   std::unique_ptr<Conn> conn;
+};
+
+struct ClientResponse::Exchange {
+  std::shared_ptr<Client::State> state;
+  Lease conn;
   std::string head;  // the response head's bytes: the views of ClientResponse::head_ point here
   BodyKind framing = BodyKind::none;
   std::uint64_t remaining = 0;  // Content-Length bytes still to come
@@ -299,20 +343,26 @@ struct ClientResponse::Exchange {
   Clock::time_point started{};
   std::string what;  // "GET http://host:port/path", for errors
 
+  std::optional<net::Error> error;  // how the body failed: every later read says it again
+
   // The body ended: the connection goes back to the pool (or is closed).
   void finish() {
     done = true;
-    if (conn) state->release(std::move(conn), keep_alive && framing != BodyKind::until_close ? Client::State::After::reuse : Client::State::After::close);
+    conn.release(keep_alive && framing != BodyKind::until_close ? Lease::After::reuse : Lease::After::close);
   }
-  void fail() {
+  net::Error fail(net::Error e) {
     done = true;
-    if (conn) state->release(std::move(conn), Client::State::After::drop);
+    conn.release(Lease::After::drop);
+    if (e.context.rfind("http: ", 0) != 0) e.context = what + ": " + e.context;
+    error = e;
+    return e;
   }
 
   task<net::Result<std::size_t>> read(std::span<char> buf);
 };
 
 task<net::Result<std::size_t>> ClientResponse::Exchange::read(std::span<char> buf) {
+  if (error) co_return *error;
   if (done || buf.empty()) co_return std::size_t{0};
   for (;;) {
     if (framing == BodyKind::none) {
@@ -340,8 +390,7 @@ task<net::Result<std::size_t>> ClientResponse::Exchange::read(std::span<char> bu
         const auto s = chunked->feed(conn->pending(), decoded, used);
         conn->consume(used);
         if (s == ChunkedDecoder::Status::error) {
-          fail();
-          co_return failure(EPROTO, what, std::string("a malformed chunked body: ") + chunked->reason());
+          co_return fail(failure(EPROTO, what, std::string("a malformed chunked body: ") + chunked->reason()));
         }
         chunked_done = s == ChunkedDecoder::Status::done;
         continue;
@@ -355,17 +404,13 @@ task<net::Result<std::size_t>> ClientResponse::Exchange::read(std::span<char> bu
       co_return n;
     }
     auto n = co_await conn->read_more(deadline);
-    if (!n) {
-      fail();
-      co_return n.error();
-    }
+    if (!n) co_return fail(n.error());
     if (*n == 0) {
       if (framing == BodyKind::until_close) {
         finish();
         co_return std::size_t{0};
       }
-      fail();
-      co_return failure(EPIPE, what, "the connection closed before the end of the body");
+      co_return fail(failure(EPIPE, what, "the connection closed before the end of the body"));
     }
   }
 }
@@ -382,7 +427,7 @@ task<void> drain(std::unique_ptr<ClientResponse::Exchange> x) {
     if (!n) co_return;  // failed: closed
     read += *n;
     if (!x->done && read > x->state->options.max_drain) {
-      x->fail();
+      (void)x->fail(failure(EMSGSIZE, x->what, "dropped: more than max_drain left"));
       co_return;
     }
   }
@@ -393,16 +438,29 @@ task<void> drain(std::unique_ptr<ClientResponse::Exchange> x) {
 
 ClientResponse::ClientResponse(std::unique_ptr<Exchange> x) : x_(std::move(x)) {}
 ClientResponse::ClientResponse(ClientResponse&&) noexcept = default;
-ClientResponse& ClientResponse::operator=(ClientResponse&&) noexcept = default;
 
-ClientResponse::~ClientResponse() {
+ClientResponse& ClientResponse::operator=(ClientResponse&& o) noexcept {
+  if (this != &o) {
+    abandon();
+    x_ = std::move(o.x_);
+    head_ = std::move(o.head_);  // its views point into the exchange, which moved with x_
+    timings_ = o.timings_;
+  }
+  return *this;
+}
+
+ClientResponse::~ClientResponse() { abandon(); }
+
+// A body not read to its end: drained in the background if it is small enough, else its connection closed.
+void ClientResponse::abandon() noexcept {
   if (!x_ || x_->done || !x_->conn) return;
   const bool small = x_->framing == BodyKind::chunked ||
                      (x_->framing == BodyKind::length && x_->remaining <= x_->state->options.max_drain);
   if (small && x_->keep_alive && Reactor::current() != nullptr) {
     spawn(drain(std::move(x_)));
   } else {
-    x_->fail();
+    x_->done = true;
+    x_->conn.release(Lease::After::drop);
   }
 }
 
@@ -423,14 +481,25 @@ task<net::Result<std::string>> ClientResponse::text() {
     if (!n) co_return n.error();
     if (*n == 0) co_return body;
     if (body.size() + *n > limit) {
-      x_->fail();
-      co_return failure(EMSGSIZE, x_->what, "a body over max_body (" + std::to_string(limit) + " bytes)");
+      co_return x_->fail(failure(EMSGSIZE, x_->what, "a body over max_body (" + std::to_string(limit) + " bytes)"));
     }
     body.append(buf, *n);
   }
 }
 
-Client::Client(ClientOptions options) : state_(std::make_shared<State>(std::move(options))) {}
+namespace {
+ClientOptions checked(ClientOptions o) {
+  const BreakerOptions& b = o.breaker;
+  if (b.enabled && (b.trials == 0 || b.window == 0 || b.min_requests == 0 || b.min_requests > b.window ||
+                    !(b.failure_ratio > 0 && b.failure_ratio <= 1))) {
+    throw std::invalid_argument("http::Client: breaker options need trials, window and min_requests >= 1, "
+                                "min_requests <= window and 0 < failure_ratio <= 1");
+  }
+  return o;
+}
+}  // namespace
+
+Client::Client(ClientOptions options) : state_(std::make_shared<State>(checked(std::move(options)))) {}
 
 Client::~Client() {
   state_->closed = true;
@@ -459,98 +528,117 @@ task<net::Result<ClientResponse>> Client::send(ClientRequest request) {
   ++st->stats.requests;
   auto url = Url::parse(request.url);
   if (!url) co_return url.error();
-  const std::string what = request.method + " " + request.url;
-  if (!is_token(request.method)) co_return failure(EINVAL, "http: " + what, "the method is not a token");
+  const std::string what = "http: " + request.method + " " + request.url;
+  if (!is_token(request.method)) co_return failure(EINVAL, what, "the method is not a token");
+  bool close_after = false;
   for (const auto& [name, value] : request.headers) {
     if (!is_token(name) || value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
-      co_return failure(EINVAL, "http: " + what, "header \"" + name + "\" is malformed (a name that is not a token, or CR, LF or NUL)");
+      co_return failure(EINVAL, what, "header \"" + name + "\" is malformed (a name that is not a token, or CR, LF or NUL)");
     }
+    for (std::string_view own : {"host", "content-length", "transfer-encoding"}) {
+      if (equals_ignore_case(name, own)) co_return failure(EINVAL, what, "header \"" + name + "\" is the client's to set");
+    }
+    close_after = close_after || (equals_ignore_case(name, "connection") && value.find("close") != std::string::npos);
   }
   std::string key = (url->https ? "https://" : "http://") + url->host_port();
   std::transform(key.begin(), key.end(), key.begin(), [](char c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; });
 
+  // The breaker hears how this request went, even if its frame is destroyed first (as a failure).
+  struct Outcome {
+    State* st = nullptr;
+    CircuitBreaker* breaker = nullptr;
+    std::uint64_t generation = 0;
+    void operator()(bool ok) {
+      if (breaker == nullptr) return;
+      const auto opened = breaker->opened();
+      breaker->record(ok, generation, Clock::now());
+      st->stats.breaker_opened += breaker->opened() - opened;
+      breaker = nullptr;
+    }
+    ~Outcome() { (*this)(false); }
+  } outcome{.st = st.get()};
   State::HostPool& hp = st->hosts[key];
-  std::uint64_t generation = 0;
   if (st->options.breaker.enabled) {
     if (!hp.breaker) hp.breaker.emplace(st->options.breaker);
-    if (!hp.breaker->allow(Clock::now(), generation)) {
+    if (!hp.breaker->allow(Clock::now(), outcome.generation)) {
       ++st->stats.breaker_rejected;
-      co_return failure(ECONNREFUSED, "http: " + what, "the circuit breaker for " + url->host_port() + " is open");
+      co_return failure(ECONNREFUSED, what, "the circuit breaker for " + url->host_port() + " is open");
     }
+    outcome.breaker = &*hp.breaker;
   }
-  auto outcome = [&](bool ok) {
-    if (!hp.breaker) return;
-    const auto opened = hp.breaker->opened();
-    hp.breaker->record(ok, generation, Clock::now());
-    st->stats.breaker_opened += hp.breaker->opened() - opened;
-  };
 
+  // The head, and the body with it unless it is large (then it goes from the request, uncopied).
+  constexpr std::size_t kCopyBody = 64 * 1024;
   std::string out;
   out.append(request.method).append(" ").append(url->target).append(" HTTP/1.1\r\nHost: ").append(url->authority());
   out.append("\r\nUser-Agent: ").append(st->options.user_agent).append("\r\n");
   for (const auto& [name, value] : request.headers) out.append(name).append(": ").append(value).append("\r\n");
+  std::string_view tail;  // sent after `out`
   if (request.chunked) {
     out.append("Transfer-Encoding: chunked\r\n\r\n");
     if (!request.body.empty()) {
       char size[20];
       auto r = std::to_chars(size, size + sizeof size, request.body.size(), 16);
-      out.append(size, r.ptr).append("\r\n").append(request.body).append("\r\n");
+      out.append(size, r.ptr).append("\r\n");
     }
-    out.append("0\r\n\r\n");
   } else {
     if (!request.body.empty() || request.method == "POST" || request.method == "PUT") {
       out.append("Content-Length: ").append(std::to_string(request.body.size())).append("\r\n");
     }
-    out.append("\r\n").append(request.body);
+    out.append("\r\n");
   }
+  if (request.body.size() <= kCopyBody) out.append(request.body);
+  else tail = request.body;
+  const std::string_view trailer = request.chunked ? (request.body.empty() ? "0\r\n\r\n" : "\r\n0\r\n\r\n") : "";
+  if (tail.empty()) out.append(trailer);
 
   Timings t;
   for (int attempt = 0;; ++attempt) {
-    auto conn = co_await st->acquire(*url, key, request.deadline, t);
-    if (!conn) {
-      outcome(false);
-      co_return conn.error();
-    }
-    std::unique_ptr<Conn> c = std::move(*conn);
+    auto acquired = co_await st->acquire(*url, key, request.deadline, t);
+    if (!acquired) co_return acquired.error();
+    Lease c(st, std::move(*acquired));
     t.reused = c->reused;
     auto x = std::make_unique<ClientResponse::Exchange>();
     x->state = st;
     x->deadline = request.deadline;
     x->started = started;
-    x->what = "http: " + what;
+    x->what = what;
     bool got_bytes = false;
     const Clock::time_point sent_at = Clock::now();
-    net::Result<void> sent = co_await c->write(out, request.deadline);
+    // response_header_timeout covers sending the request too: a server that never reads cannot hold it.
     const Clock::time_point head_deadline = earliest(request.deadline, st->options.response_header_timeout);
+    net::Result<void> sent = co_await c->write(out, head_deadline);
+    if (sent && !tail.empty()) sent = co_await c->write(tail, head_deadline);
+    if (sent && !tail.empty() && !trailer.empty()) sent = co_await c->write(trailer, head_deadline);
     std::optional<net::Error> error;
-    std::size_t head_end = 0;
+    std::size_t head_end = 0, scanned = 0;
     if (!sent) error = sent.error();
     while (!error) {
-      std::size_t scanned = 0;
       head_end = find_head_end(c->pending(), scanned);
       if (head_end != 0) {
-        // 1xx (100 Continue, 103 Early Hints) heads come before the real one: skipped.
+        // 1xx heads (100 Continue, 103 Early Hints) come before the real one: skipped.
         if (interim(c->pending())) {
           c->consume(head_end);
+          scanned = 0;
           continue;
         }
         break;
       }
-      if (HeadError e = check_partial_head(c->pending(), st->options.limits); e.status != 0) {
-        error = failure(EPROTO, x->what, std::string("the response head: ") + e.reason);
+      if (c->pending().size() > st->options.limits.max_head_bytes) {
+        error = failure(EPROTO, what, "a response head over " + std::to_string(st->options.limits.max_head_bytes) + " bytes");
         break;
       }
       auto n = co_await c->read_more(head_deadline);
       if (!n) {
         error = n.error();
         if (error->timed_out() && head_deadline < request.deadline) {
-          error = failure(ETIMEDOUT, x->what,
+          error = failure(ETIMEDOUT, what,
                           "no response head within " + millis(st->options.response_header_timeout) + " (response_header_timeout)");
         }
         break;
       }
       if (*n == 0) {
-        error = failure(EPIPE, x->what, "the connection closed before the response");
+        error = failure(EPIPE, what, "the connection closed before the response");
         break;
       }
       if (!got_bytes) {
@@ -561,14 +649,13 @@ task<net::Result<ClientResponse>> Client::send(ClientRequest request) {
     if (error) {
       const bool replayable = c->reused && !got_bytes && idempotent(request.method) && attempt == 0 &&
                               (error->code == EPIPE || error->code == ECONNRESET || error->code == ECONNABORTED);
-      st->release(std::move(c), State::After::drop);
+      c.release(State::After::drop);
       if (replayable) {
         ++st->stats.retries;
         t.retried = true;
         continue;
       }
-      outcome(false);
-      if (error->context.rfind("http: ", 0) != 0) error->context = x->what + ": " + error->context;
+      if (error->context.rfind("http: ", 0) != 0) error->context = what + ": " + error->context;
       co_return *error;
     }
     if (!got_bytes) t.first_byte = Clock::now() - sent_at;  // the head was already buffered
@@ -577,16 +664,16 @@ task<net::Result<ClientResponse>> Client::send(ClientRequest request) {
     ClientResponse res(std::move(x));
     ClientResponse::Exchange& ex = *res.x_;
     if (HeadError e = parse_response_head(ex.head, res.head_, request.method, st->options.limits); e.status != 0) {
-      st->release(std::move(c), State::After::drop);
-      outcome(false);
       ex.done = true;
-      co_return failure(EPROTO, ex.what, std::string("a malformed response head: ") + e.reason);
+      co_return failure(EPROTO, what, std::string("a malformed response head: ") + e.reason);  // `c` is dropped
     }
     ex.conn = std::move(c);
     ex.framing = res.head_.framing;
     ex.remaining = res.head_.content_length;
-    ex.keep_alive = res.head_.keep_alive;
-    if (ex.framing == BodyKind::chunked) ex.chunked.emplace(st->options.max_body, st->options.limits);
+    // 101 Switching Protocols: the connection is no longer HTTP/1.1; it is never pooled.
+    ex.keep_alive = res.head_.keep_alive && !close_after && res.head_.status != 101;
+    // read() streams any length; text() applies max_body itself.
+    if (ex.framing == BodyKind::chunked) ex.chunked.emplace(std::numeric_limits<std::uint64_t>::max(), st->options.limits);
     outcome(res.head_.status < 500);
     t.total = Clock::now() - started;
     res.timings_ = t;

@@ -95,7 +95,7 @@ class ClientResponse {
   const Headers& headers() const noexcept { return head_.headers; }
   // The body, streamed: up to buf.size() bytes, 0 at its end.
   task<net::Result<std::size_t>> read(std::span<char> buf);
-  // The rest of the body, whole (an Error past ClientOptions::max_body).
+  // The rest of the body, whole (an Error past ClientOptions::max_body; read() has no limit).
   task<net::Result<std::string>> text();
   bool body_done() const noexcept;
   const Timings& timings() const noexcept { return timings_; }
@@ -104,7 +104,8 @@ class ClientResponse {
 
  private:
   friend class Client;
-  ClientResponse(std::unique_ptr<Exchange> x);
+  explicit ClientResponse(std::unique_ptr<Exchange> x);
+  void abandon() noexcept;
   std::unique_ptr<Exchange> x_;
   ResponseHead head_;  // views into the exchange's copy of the head
   Timings timings_;

@@ -226,7 +226,8 @@ TEST(Client, ResponseHeaderTimeoutAndAStoppedRequest) {
   EXPECT_EQ(open_fds(), fds);
 }
 
-// A raw server: answers each connection's requests with `script` (a reply per request; "" closes at once).
+// A raw server: answers each connection's requests with `script` (a reply per request; "" closes at once;
+// a \x01 in a reply is a 100 ms pause between its parts).
 task<void> scripted(net::TcpListener& l, std::vector<std::vector<std::string>> script) {
   for (auto& replies : script) {
     auto c = co_await l.accept();
@@ -241,7 +242,12 @@ task<void> scripted(net::TcpListener& l, std::vector<std::vector<std::string>> s
       }
       in.erase(0, in.find("\r\n\r\n") + 4);
       if (reply.empty()) break;  // closes with the request unanswered
-      if (!co_await c->write_all(reply)) co_return;
+      for (std::string_view rest = reply; !rest.empty();) {
+        const std::string_view part = rest.substr(0, rest.find('\x01'));
+        if (!co_await c->write_all(part)) co_return;
+        rest.remove_prefix(std::min(rest.size(), part.size() + 1));
+        if (!rest.empty()) co_await sleep_for(100ms);
+      }
     }
   }
 }
@@ -309,6 +315,110 @@ TEST(Client, ABodyCutShortIsAnErrorAndItsConnectionIsDropped) {
     if (!body) EXPECT_NE(body.error().message().find("closed before the end of the body"), std::string::npos) << body.error().message();
     EXPECT_EQ(client.idle_connections(), 0u);
   }());
+}
+
+// Runs `body(client, url)` against a scripted raw server.
+template <class F>
+void against(std::vector<std::vector<std::string>> script, ClientOptions options, F body) {
+  auto listener = net::TcpListener::bind(net::Address::loopback_v4(0));
+  ASSERT_TRUE(listener);
+  const std::string url = "http://127.0.0.1:" + std::to_string(listener->local_address().port()) + "/";
+  Runtime rt({.reactors = 1});
+  rt.run([&]() -> task<void> {
+    TaskScope server;
+    server.spawn(scripted(*listener, std::move(script)));
+    {
+      Client client(options);
+      co_await body(client, url);
+    }
+    server.request_stop();
+    co_await server.join();
+  }());
+}
+
+TEST(Client, AHeadArrivingInPiecesIsAssembled) {
+  against({{"HTTP/1.1 200 OK\r\n\x01" "Content-Length: 2\r\n\x01" "\r\nok"}}, {}, [](Client& client, std::string url) -> task<void> {
+    auto res = co_await client.get(url);
+    EXPECT_TRUE(res) << res.error().message();
+    if (res) EXPECT_EQ(*co_await res->text(), "ok");
+  });
+}
+
+TEST(Client, UnsolicitedBytesAfterAResponseAreNeverHandedToTheNextRequest) {
+  // One request, two responses: the second must not answer the next request (a queued one included).
+  against({{std::string(kOk) + "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nSECOND"}, {kOk}}, {.max_conns_per_host = 1},
+          [](Client& client, std::string url) -> task<void> {
+            std::vector<std::string> bodies;
+            TaskScope scope;
+            for (int i = 0; i < 2; ++i) {
+              scope.spawn([](Client& c, std::string u, std::vector<std::string>& out) -> task<void> {
+                auto res = co_await c.get(u);
+                auto body = res ? co_await res->text() : net::Result<std::string>(res.error());
+                out.push_back(body ? *body : body.error().message());
+              }(client, url, bodies));
+            }
+            co_await scope.join();
+            EXPECT_EQ(bodies, (std::vector<std::string>{"ok", "ok"}));
+            EXPECT_EQ(client.stats().dials, 2u) << "the spoiled connection was dropped";
+          });
+}
+
+TEST(Client, ResponsesReplacedUnreadGiveTheirConnectionsBack) {
+  with_server([](Server& server) -> task<void> {
+    Client client({.max_conns_per_host = 2, .wait_timeout = 500ms});
+    auto res = co_await client.get(base(server) + "/stream?n=100");  // 100 KB: past max_drain? no: drained
+    for (int i = 0; i < 6; ++i) {
+      res = co_await client.get(base(server) + "/stream?n=300");  // each replaced unread (300 KB: closed)
+      EXPECT_TRUE(res) << i << ": " << res.error().message();
+      if (!res) co_return;
+    }
+    EXPECT_TRUE(co_await res->text());
+  });
+}
+
+TEST(Client, ARequestWhoseFrameIsDestroyedGivesItsSlotBack) {
+  against({{""}, {kOk}}, {.max_conns_per_host = 1, .wait_timeout = 1s}, [](Client& client, std::string url) -> task<void> {
+    {
+      TaskScope scope;  // left without join(): the request's frame is destroyed mid-flight
+      scope.spawn([](Client& c, std::string u) -> task<void> { (void)co_await c.get(u); }(client, url));
+      co_await sleep_for(50ms);
+    }
+    auto next = co_await client.get(url);
+    EXPECT_TRUE(next) << next.error().message();
+  });
+}
+
+TEST(Client, SwitchingProtocolsIsNeverPooled) {
+  against({{"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n"}, {kOk}}, {},
+          [](Client& client, std::string url) -> task<void> {
+            auto up = co_await client.get(url);
+            EXPECT_TRUE(up && up->status() == 101);
+            up = net::Error{};
+            auto next = co_await client.get(url);
+            EXPECT_TRUE(next && !next->timings().reused);
+          });
+}
+
+TEST(Client, MaxBodyBoundsTextButNotStreaming) {
+  with_server([](Server& server) -> task<void> {
+    Client client({.max_body = 1000});
+    auto res = co_await client.get(base(server) + "/stream?n=5");
+    EXPECT_TRUE(res);
+    if (!res) co_return;
+    std::size_t total = 0;
+    char buf[700];
+    for (;;) {
+      auto n = co_await res->read(buf);
+      EXPECT_TRUE(n) << n.error().message();
+      if (!n || *n == 0) break;
+      total += *n;
+    }
+    EXPECT_EQ(total, 5000u);
+    auto whole = co_await client.get(base(server) + "/stream?n=5");
+    auto text = co_await whole->text();
+    EXPECT_FALSE(text);
+    if (!text) EXPECT_NE(text.error().message().find("over max_body (1000 bytes)"), std::string::npos) << text.error().message();
+  });
 }
 
 TEST(Client, TheBreakerOpensOnFailuresAndRecoversThroughATrial) {
