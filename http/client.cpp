@@ -568,7 +568,7 @@ task<net::Result<ClientResponse>> Client::send(ClientRequest request) {
   }
 
   // The head, and the body with it unless it is large (then it goes from the request, uncopied).
-  constexpr std::size_t kCopyBody = 64 * 1024;
+  constexpr std::size_t kCopyBody = std::size_t{64} * 1024;
   std::string out;
   out.append(request.method).append(" ").append(url->target).append(" HTTP/1.1\r\nHost: ").append(url->authority());
   out.append("\r\nUser-Agent: ").append(st->options.user_agent).append("\r\n");

@@ -65,6 +65,9 @@ struct BackendStats {
   std::uint64_t orphans = 0;         // operations abandoned in flight without waiting
   std::uint64_t abandon_waits = 0;   // abandoned with caller memory lent: waited for the kernel
   std::uint64_t wake_failures = 0;   // MSG_RING wake-ups the kernel refused (sent again by eventfd)
+  std::uint64_t submitted = 0;       // operations handed to the backend (retries of multishot ones too)
+  std::uint64_t completed = 0;       // completions delivered to operations
+  std::uint64_t cancels = 0;         // cancellations asked for
 };
 
 class Backend {
@@ -99,6 +102,8 @@ class Backend {
   // Operations submitted and not yet completed, orphans included.
   virtual std::size_t in_flight() const noexcept = 0;
   const BackendStats& stats() const noexcept { return stats_; }
+  // Completions the kernel could not post to a full completion queue (io_uring's overflow counter).
+  virtual std::uint64_t cq_overflows() const noexcept { return 0; }
 
   // Submits what is queued, waits up to `timeout` (nullopt: until something happens, zero: not at all)
   // and completes every operation whose result arrived.

@@ -13,6 +13,11 @@ BlockingPool::~BlockingPool() {
   for (std::thread& t : threads_) t.join();
 }
 
+std::size_t BlockingPool::queued() {
+  std::lock_guard lock(mutex_);
+  return jobs_.size();
+}
+
 void BlockingPool::post(std::unique_ptr<Job> job) {
   {
     std::lock_guard lock(mutex_);

@@ -25,6 +25,7 @@ class BlockingPool {
 
   // Threads start on first use.
   void post(std::unique_ptr<Job> job);
+  std::size_t queued();  // jobs waiting for a thread
 
  private:
   void work();

@@ -58,12 +58,14 @@ class EpollBackend final : public Backend {
   void unregister_file(int) noexcept override {}
 
   void submit(Operation& op) override {
+    ++stats_.submitted;
     ++in_flight_;
     tries_.push_back(&op);
     if (op.has_deadline()) deadlines_.emplace(op.deadline(), &op);
   }
 
   void cancel(Operation& op) override {
+    ++stats_.cancels;
     if (forget(op)) done_.push_back({&op, -ECANCELED});
   }
 
@@ -246,6 +248,7 @@ class EpollBackend final : public Backend {
       Operation* op = std::exchange(d.op, nullptr);
       if (op == nullptr) continue;
       --in_flight_;
+      ++stats_.completed;
       op->complete(d.res, 0);
     }
     dispatching_.clear();

@@ -83,7 +83,7 @@ void number(std::string& out, double v) {
 }
 
 // One sample line: name{labels,extra} value.
-void sample(std::string& out, std::string_view name, const std::string& labels, std::string_view extra, double v) {
+void write_sample(std::string& out, std::string_view name, const std::string& labels, std::string_view extra, double v) {
   out += name;
   if (!labels.empty() || !extra.empty()) {
     out += '{';
@@ -106,15 +106,16 @@ void histogram(std::string& out, const Series& s, const double* v, std::string_v
   double cumulative = 0;
   for (std::size_t i = 0; i <= s.bounds.size(); ++i) {
     cumulative += v[i];
-    std::string le = "le=\"";
+    std::string le(reactor);
+    if (!le.empty()) le += ',';
+    le += "le=\"";
     if (i < s.bounds.size()) number(le, s.bounds[i]);
     else le += "+Inf";
     le += '"';
-    if (!reactor.empty()) le = std::string(reactor) + "," + le;
-    sample(out, s.family + "_bucket", s.labels, le, cumulative);
+    write_sample(out, s.family + "_bucket", s.labels, le, cumulative);
   }
-  sample(out, s.family + "_sum", s.labels, reactor, v[s.bounds.size() + 1]);
-  sample(out, s.family + "_count", s.labels, reactor, cumulative);
+  write_sample(out, s.family + "_sum", s.labels, reactor, v[s.bounds.size() + 1]);
+  write_sample(out, s.family + "_count", s.labels, reactor, cumulative);
 }
 
 }  // namespace
@@ -134,7 +135,7 @@ void add_off_reactor(std::uint32_t slot, double v) noexcept {
   r.off_reactor[slot] += v;
 }
 
-std::uint32_t declare(std::string_view family, std::string_view help, const char* type, Labels labels,
+std::uint32_t declare(std::string_view family, std::string_view help, const char* type, const Labels& labels,
                       std::vector<double> bounds, std::function<double()> read) {
   if (!valid_name(family)) throw std::invalid_argument("metrics: \"" + std::string(family) + "\" is not a metric name");
   for (std::size_t i = 1; i < bounds.size(); ++i) {
@@ -142,12 +143,15 @@ std::uint32_t declare(std::string_view family, std::string_view help, const char
   }
   Registry& r = registry();
   std::lock_guard lock(r.mutex);
+  std::string rendered = render(labels);
   for (const Series& s : r.series) {
-    if (s.family == family && s.type != std::string_view(type)) {
-      throw std::invalid_argument("metrics: " + std::string(family) + " is already a " + s.type);
-    }
+    if (s.family != family) continue;
+    if (s.type != std::string_view(type)) throw std::invalid_argument("metrics: " + std::string(family) + " is already a " + s.type);
+    // The same series made again (a second server of one name): both update it.
+    if (s.labels == rendered && !read && !s.read && s.bounds == bounds) return s.slot;
+    if (s.labels == rendered) throw std::invalid_argument("metrics: " + std::string(family) + "{" + rendered + "} made twice, differently");
   }
-  Series s{.family = std::string(family), .help = std::string(help), .type = type, .labels = render(labels)};
+  Series s{.family = std::string(family), .help = std::string(help), .type = type, .labels = std::move(rendered)};
   s.width = read ? 0 : std::string_view(type) == "histogram" ? static_cast<std::uint32_t>(bounds.size() + 2) : 1;
   s.bounds = std::move(bounds);
   s.read = std::move(read);
@@ -172,8 +176,8 @@ void Gauge::set(double v) noexcept {
   r.off_reactor[slot_] = v;
 }
 
-Histogram::Histogram(std::string_view name, std::string_view help, std::vector<double> bounds, Labels labels)
-    : slot_(detail::declare(name, help, "histogram", std::move(labels), bounds, nullptr)), bounds_(std::move(bounds)) {}
+Histogram::Histogram(std::string_view name, std::string_view help, std::vector<double> bounds, const Labels& labels)
+    : slot_(detail::declare(name, help, "histogram", labels, bounds, nullptr)), bounds_(std::move(bounds)) {}
 
 void Histogram::observe(double v) noexcept {
   if (!detail::enabled) return;
@@ -193,9 +197,9 @@ std::vector<double> seconds_buckets() {
   return {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 }
 
-void observe(std::string_view name, std::string_view help, const char* type, std::function<double()> read, Labels labels,
-             bool per_reactor) {
-  (void)detail::declare(name, help, type, std::move(labels), {}, std::move(read));
+void observe(std::string_view name, std::string_view help, const char* type, std::function<double()> read,
+             const Labels& labels, bool per_reactor) {
+  (void)detail::declare(name, help, type, labels, {}, std::move(read));
   Registry& r = registry();
   std::lock_guard lock(r.mutex);
   r.series.back().per_reactor = per_reactor;
@@ -256,13 +260,13 @@ task<std::string> scrape() {
     for (std::size_t i : members[family]) {
       const Series& s = *list[i];
       if (s.read && !s.per_reactor) {
-        sample(out, s.family, s.labels, "", s.read());
+        write_sample(out, s.family, s.labels, "", s.read());
         continue;
       }
       for (unsigned r = 0; r < reactors; ++r) {
         const std::string reactor = "reactor=\"" + std::to_string(r) + "\"";
-        if (s.read) sample(out, s.family, s.labels, reactor, taken[r].reads[read_index[i]]);
-        else if (s.bounds.empty() && std::string_view(s.type) != "histogram") sample(out, s.family, s.labels, reactor, taken[r].values[s.slot]);
+        if (s.read) write_sample(out, s.family, s.labels, reactor, taken[r].reads[read_index[i]]);
+        else if (s.bounds.empty() && std::string_view(s.type) != "histogram") write_sample(out, s.family, s.labels, reactor, taken[r].values[s.slot]);
         else histogram(out, s, taken[r].values.data() + s.slot, reactor);
       }
       if (s.read) continue;
@@ -270,7 +274,7 @@ task<std::string> scrape() {
       for (std::uint32_t k = 0; k < s.width; ++k) any = any || off[s.slot + k] != 0;
       if (!any) continue;
       if (std::string_view(s.type) == "histogram") histogram(out, s, off.data() + s.slot, "reactor=\"none\"");
-      else sample(out, s.family, s.labels, "reactor=\"none\"", off[s.slot]);
+      else write_sample(out, s.family, s.labels, "reactor=\"none\"", off[s.slot]);
     }
   }
   co_return out;

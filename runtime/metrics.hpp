@@ -7,7 +7,8 @@
 //   handled.add();                                           // on a reactor
 //   std::string text = co_await corio::metrics::scrape();    // on a reactor: every reactor's values
 // Metrics are made once (statics, usually) and live as long as the process; a label combination is a
-// metric of its own (make one per value, not one per update). Names follow Prometheus: counters end in
+// metric of its own (make one per value, not one per update), and making the same one again (same name,
+// labels and buckets) gives the same series. Names follow Prometheus: counters end in
 // _total, durations are _seconds, sizes _bytes. Updates from threads that are not reactors (the blocking
 // pool, main) go to one shared atomic slot, shown as reactor="none".
 // set_enabled(false) makes every update a no-op (to measure what metrics cost; on by default).
@@ -38,14 +39,14 @@ inline void add(std::uint32_t slot, double v) noexcept {
   if (double* s = slots(slot, 1)) *s += v;
   else add_off_reactor(slot, v);
 }
-std::uint32_t declare(std::string_view family, std::string_view help, const char* type, Labels labels,
+std::uint32_t declare(std::string_view family, std::string_view help, const char* type, const Labels& labels,
                       std::vector<double> bounds, std::function<double()> read);
 }  // namespace detail
 
 class Counter {
  public:
-  Counter(std::string_view name, std::string_view help, Labels labels = {})
-      : slot_(detail::declare(name, help, "counter", std::move(labels), {}, nullptr)) {}
+  Counter(std::string_view name, std::string_view help, const Labels& labels = {})
+      : slot_(detail::declare(name, help, "counter", labels, {}, nullptr)) {}
   void add(std::uint64_t n = 1) noexcept { detail::add(slot_, static_cast<double>(n)); }
 
  private:
@@ -55,8 +56,8 @@ class Counter {
 // Per reactor: each reactor's own level (its connections, its buffers in use).
 class Gauge {
  public:
-  Gauge(std::string_view name, std::string_view help, Labels labels = {})
-      : slot_(detail::declare(name, help, "gauge", std::move(labels), {}, nullptr)) {}
+  Gauge(std::string_view name, std::string_view help, const Labels& labels = {})
+      : slot_(detail::declare(name, help, "gauge", labels, {}, nullptr)) {}
   void add(double d) noexcept { detail::add(slot_, d); }
   void set(double v) noexcept;
 
@@ -68,7 +69,7 @@ class Gauge {
 // their sum. Bounds ascending; an observation finds its bucket by a linear scan (keep them few).
 class Histogram {
  public:
-  Histogram(std::string_view name, std::string_view help, std::vector<double> bounds, Labels labels = {});
+  Histogram(std::string_view name, std::string_view help, std::vector<double> bounds, const Labels& labels = {});
   void observe(double v) noexcept;
 
  private:
@@ -82,7 +83,7 @@ std::vector<double> seconds_buckets();
 // A value read at scrape time, on each reactor (per_reactor) or once: for state a layer keeps anyway
 // (a queue's length, the loop's turns), so that its hot path pays nothing for being observed.
 void observe(std::string_view name, std::string_view help, const char* type, std::function<double()> read,
-             Labels labels = {}, bool per_reactor = true);
+             const Labels& labels = {}, bool per_reactor = true);
 
 // Every metric's values, gathered from each reactor of the current runtime, as Prometheus text.
 task<std::string> scrape();

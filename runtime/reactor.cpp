@@ -68,12 +68,20 @@ void Reactor::run_ready() {
 
 void Reactor::run_messages() noexcept {
   if (!wake_pending_.load(std::memory_order_relaxed) || !wake_pending_.exchange(false)) return;
-  while (Message* m = inbox_.pop()) m->run();
+  while (Message* m = inbox_.pop()) {
+    ++messages_;
+    m->run();
+  }
 }
+
+double Reactor::idle_seconds() const noexcept { return std::chrono::duration<double>(idle_total_ + idle_).count(); }
+double Reactor::running_seconds() const noexcept { return std::chrono::duration<double>(Clock::now() - started_).count(); }
 
 void Reactor::run() {
   this_thread_reactor = this;
+  started_ = Clock::now();
   while (!stopping_.load(std::memory_order_acquire)) {
+    ++turns_;
     run_ready();
     run_messages();
     if (!timers_.empty()) timers_.fire_due(Clock::now());
@@ -92,6 +100,7 @@ void Reactor::run() {
     if (after - window_start_ >= std::chrono::milliseconds(100)) {
       utilisation_ = 1.0 - std::chrono::duration<double>(idle_) / std::chrono::duration<double>(after - window_start_);
       window_start_ = after;
+      idle_total_ += idle_;
       idle_ = {};
     }
   }

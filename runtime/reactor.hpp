@@ -58,6 +58,12 @@ class Reactor {
   // The fraction of the last ~100 ms this reactor spent running rather than waiting for its backend
   // (load shedding reads it).
   double utilisation() const noexcept { return utilisation_; }
+  // For metrics: loop turns, seconds spent waiting for the backend since run() began and in all, and
+  // messages run from other threads.
+  std::uint64_t turns() const noexcept { return turns_; }
+  double idle_seconds() const noexcept;
+  double running_seconds() const noexcept;
+  std::uint64_t messages() const noexcept { return messages_; }
 
  private:
   friend void detail::finish_detached(detail::PromiseBase&) noexcept;
@@ -81,6 +87,10 @@ class Reactor {
   Clock::time_point window_start_{};
   Clock::duration idle_{};
   double utilisation_ = 0;
+  std::uint64_t turns_ = 0;
+  std::uint64_t messages_ = 0;
+  Clock::time_point started_{};
+  Clock::duration idle_total_{};
 };
 
 // Runs `t` detached on the calling thread's reactor. An exception escaping it is reported on stderr with

@@ -56,7 +56,12 @@ void raise_open_file_limit() noexcept {
 
 }  // namespace
 
+namespace detail {
+void register_runtime_metrics();  // runtime_metrics.cpp
+}
+
 Runtime::Runtime(RuntimeOptions options) : blocking_(std::make_unique<BlockingPool>(options.blocking_threads)) {
+  detail::register_runtime_metrics();
   raise_open_file_limit();
   ignore_sigpipe();
   std::vector<int> cpus = options.cpus.empty() ? affinity_cpus() : options.cpus;

@@ -187,6 +187,7 @@ class UringBackend final : public Backend {
   void submit(Operation& op) override {
     // A deadline is a linked timeout, which must land in the same submission as its operation.
     if (op.has_deadline() && io_uring_sq_space_left(&ring_) < 2) flush();
+    ++stats_.submitted;
     io_uring_sqe* sqe = next_sqe();
     op.prepare(*sqe);
     const std::uint64_t key = take_slot(op);
@@ -205,7 +206,11 @@ class UringBackend final : public Backend {
     io_uring_sqe_set_data64(timeout, kIgnored);
   }
 
-  void cancel(Operation& op) override { cancel_key(op.submission()); }
+  void cancel(Operation& op) override {
+    ++stats_.cancels;
+    cancel_key(op.submission());
+  }
+  std::uint64_t cq_overflows() const noexcept override { return *ring_.cq.koverflow; }
 
   void abandon(Operation& op, Leftovers left) noexcept override {
     const std::uint64_t key = op.submission();
@@ -493,6 +498,7 @@ class UringBackend final : public Backend {
         return;
       }
       if (last) release_slot(i);  // before complete(): the operation may submit itself again
+      ++stats_.completed;
       op->complete(res, flags);
     } else if (user_data == kEventfd) {
       arm_eventfd();
