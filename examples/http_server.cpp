@@ -2,6 +2,7 @@
 //   http-server [--listen 127.0.0.1:8080] [--reactors N] [--tls-cert PEM --tls-key KEY] [--root DIR] [--max-body BYTES]
 //               [--max-in-flight N] [--max-utilisation PERCENT] [--idle-timeout S] [--header-timeout S]
 //               [--body-timeout S] [--write-timeout S] [--drain-timeout S] [--backend uring|epoll]
+//               [--metrics HOST:PORT] [--no-metrics]
 //   GET  /plaintext   "Hello, World!" (text/plain)
 //   GET  /json        {"message":"Hello, World!"} (application/json)
 //   POST /echo        the request body back, Content-Length or chunked
@@ -21,7 +22,9 @@
 #include <string>
 #include <string_view>
 
+#include "corio/http/metrics_endpoint.hpp"
 #include "corio/http/server.hpp"
+#include "corio/runtime/metrics.hpp"
 #include "corio/http/static_files.hpp"
 #include "corio/runtime/runtime.hpp"
 #include "corio/runtime/signal_set.hpp"
@@ -47,15 +50,25 @@ unsigned long query_number(std::string_view query, std::string_view name, unsign
 }
 
 int main(int argc, char** argv) {
-  std::string listen = "127.0.0.1:8080", cert, key, root, backend = "uring";
+  std::string listen = "127.0.0.1:8080", cert, key, root, backend = "uring", metrics_at;
   unsigned long reactors = 0, max_body = 1 << 20, in_flight = 0, utilisation = 0, idle = 60, header = 10, body = 30,
                 write = 30, drain = 5;
   const char* usage =
       "[--listen ADDR] [--reactors N] [--tls-cert PEM --tls-key KEY] [--root DIR] [--max-body BYTES] [--max-in-flight N] "
       "[--max-utilisation PERCENT] [--idle-timeout S] [--header-timeout S] [--body-timeout S] [--write-timeout S] "
       "[--drain-timeout S] "
-      "[--backend uring|epoll]";
-  if (!corio::examples::parse_pairs(argc, argv, {{"--listen", listen}, {"--tls-cert", cert}, {"--tls-key", key}, {"--root", root}, {"--backend", backend}},
+      "[--backend uring|epoll] [--metrics HOST:PORT] [--no-metrics]";
+  // --no-metrics takes no value: every update becomes a no-op (to measure what metrics cost).
+  for (int i = 1; i < argc; ++i) {
+    if (std::string_view(argv[i]) == "--no-metrics") {
+      corio::metrics::set_enabled(false);
+      for (int j = i; j + 1 < argc; ++j) argv[j] = argv[j + 1];
+      --argc;
+      break;
+    }
+  }
+  if (!corio::examples::parse_pairs(argc, argv, {{"--listen", listen}, {"--tls-cert", cert}, {"--tls-key", key}, {"--root", root}, {"--backend", backend},
+                                     {"--metrics", metrics_at}},
                                     {{"--reactors", reactors, 1024}, {"--max-body", max_body, 1ul << 34},
                                      {"--max-in-flight", in_flight, 1'000'000}, {"--max-utilisation", utilisation, 100},
                                      {"--idle-timeout", idle, 86400, 1}, {"--header-timeout", header, 3600, 1},
@@ -73,6 +86,15 @@ int main(int argc, char** argv) {
   if (!addr) {
     std::fprintf(stderr, "http-server: --listen: %s\n", addr.error().message().c_str());
     return 2;
+  }
+  std::optional<corio::net::Address> metrics_addr;
+  if (!metrics_at.empty()) {
+    auto m = corio::net::Address::parse(metrics_at);
+    if (!m) {
+      std::fprintf(stderr, "http-server: --metrics: %s\n", m.error().message().c_str());
+      return 2;
+    }
+    metrics_addr = *m;
   }
   if (cert.empty() != key.empty()) {
     std::fprintf(stderr, "http-server: --tls-cert and --tls-key go together\n");
@@ -143,10 +165,21 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "http-server: %s\n", server.error().message().c_str());
         co_return 1;
       }
+      std::unique_ptr<corio::http::Server> metrics;
+      if (metrics_addr) {
+        auto m = corio::http::serve_metrics(*metrics_addr);
+        if (!m) {
+          std::fprintf(stderr, "http-server: --metrics: %s\n", m.error().message().c_str());
+          co_return 1;
+        }
+        metrics = std::move(*m);
+        std::fprintf(stderr, "http-server: metrics on http://%s/metrics\n", metrics->address().to_string().c_str());
+      }
       std::printf("listening on %s\n", (*server)->address().to_string().c_str());
       if (tls) std::fprintf(stderr, "http-server: HTTPS (ALPN http/1.1)\n");
       std::fflush(stdout);
       auto stop = co_await corio::net::shutdown_on_signal((*server)->net(), signals, std::chrono::seconds(drain));
+      if (metrics) (void)co_await metrics->shutdown(corio::Clock::now() + std::chrono::seconds(1));
       const auto& c = (*server)->counters();
       std::fprintf(stderr, "http-server: %s: stopped%s; requests %llu, shed %llu, refused %llu, tls failures %llu\n",
                    stop.signal > 0 ? strsignal(stop.signal) : "signal read failed", stop.in_time ? "" : " (drain cut short)",

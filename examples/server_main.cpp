@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "examples/flags.hpp"
+#include "corio/http/metrics_endpoint.hpp"
 #include "corio/runtime/runtime.hpp"
 #include "corio/runtime/signal_set.hpp"
 
@@ -23,7 +24,7 @@ std::optional<ServerFlags> parse_flags(int argc, char** argv, const char* name, 
     for (const std::string& e : extra) own += " [" + e + " VALUE]";
     std::fprintf(stderr,
                  "usage: %s [--listen ADDR] [--reuse-port] [--reactors N] [--max-conns N] [--idle-timeout SECONDS]\n"
-                 "       [--drain-timeout SECONDS] [--backend uring|epoll] [--disable FEATURE,...]%s%s\n"
+                 "       [--drain-timeout SECONDS] [--backend uring|epoll] [--disable FEATURE,...] [--metrics HOST:PORT]%s%s\n"
                  "features: %s\n",
                  name, with_frames ? " [--max-frame BYTES]" : "", own.c_str(), kFeatureNames);
     return std::nullopt;
@@ -35,7 +36,7 @@ std::optional<ServerFlags> parse_flags(int argc, char** argv, const char* name, 
       continue;
     }
     const bool known = flag == "--listen" || flag == "--backend" || flag == "--disable" || flag == "--reactors" ||
-                       flag == "--max-conns" || flag == "--idle-timeout" || flag == "--drain-timeout" ||
+                       flag == "--max-conns" || flag == "--idle-timeout" || flag == "--drain-timeout" || flag == "--metrics" ||
                        (with_frames && flag == "--max-frame") ||
                        std::find(extra.begin(), extra.end(), flag) != extra.end();
     if (!known || i + 1 >= argc) {
@@ -46,6 +47,7 @@ std::optional<ServerFlags> parse_flags(int argc, char** argv, const char* name, 
     unsigned long n = 0;
     bool ok = true;
     if (flag == "--listen") f.listen = value;
+    else if (flag == "--metrics") ok = net::Address::parse(value).ok(), f.metrics = value;
     else if (flag == "--backend") ok = parse_backend(value, f.backend.kind);
     else if (flag == "--disable") ok = parse_disable(value, f.backend);
     else if (flag == "--reactors") ok = parse_number(value, 1024, n), f.reactors = static_cast<unsigned>(n);
@@ -89,10 +91,21 @@ int run_server(int argc, char** argv, const char* name, bool with_frames,
         if (hooks.stop) co_await hooks.stop();
         co_return 1;
       }
+      std::unique_ptr<http::Server> metrics;
+      if (!flags->metrics.empty()) {
+        auto m = http::serve_metrics(*net::Address::parse(flags->metrics));
+        if (!m) {
+          std::fprintf(stderr, "%s: --metrics: %s\n", name, m.error().message().c_str());
+          co_return 1;
+        }
+        metrics = std::move(*m);
+        std::fprintf(stderr, "%s: metrics on http://%s/metrics\n", name, metrics->address().to_string().c_str());
+      }
       std::printf("listening on %s\n", (*server)->address().to_string().c_str());
       std::fflush(stdout);
       // Drain: stop accepting, end idle connections, let busy ones finish for at most the drain timeout.
       auto stop = co_await net::shutdown_on_signal(**server, signals, flags->drain_timeout);
+      if (metrics) (void)co_await metrics->shutdown(Clock::now() + std::chrono::seconds(1));
       if (hooks.stop) co_await hooks.stop();
       const net::ServerCounters& counters = (*server)->counters();
       const net::ConnectionLimiter& limiter = (*server)->limiter();

@@ -22,6 +22,7 @@ struct ServerFlags {
   std::uint32_t max_conns = 0;                    // 0: no limit
   std::chrono::seconds idle_timeout{0};           // 0: none
   std::chrono::seconds drain_timeout{5};
+  std::string metrics;                            // --metrics HOST:PORT: a Prometheus endpoint there
   std::uint32_t max_frame = 16u << 20;            // frame-server only
   BackendOptions backend;                         // --backend uring|epoll, --disable FEATURES
   std::map<std::string, std::string> extra;       // an example's own flags, by name ("--cert")

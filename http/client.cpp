@@ -14,6 +14,7 @@
 
 #include "corio/http/chunked.hpp"
 #include "corio/runtime/event.hpp"
+#include "corio/runtime/metrics.hpp"
 #include "corio/runtime/reactor.hpp"
 #include "corio/tls/stream.hpp"
 
@@ -46,6 +47,29 @@ bool interim(std::string_view head) noexcept {
   const std::string_view status = head.substr(9, 3);
   return status[0] == '1' && status != "101";
 }
+
+// corio_http_client_*: the phases of each request (Go's httptrace, as histograms), pool hits and misses,
+// retries, and the breakers.
+struct ClientMetrics {
+  static metrics::Histogram phase(const char* name) {
+    return metrics::Histogram("corio_http_client_phase_seconds", "Seconds of each phase of a request (dns, connect, tls, first_byte).",
+                              metrics::seconds_buckets(), {{"phase", name}});
+  }
+  metrics::Histogram dns = phase("dns"), connect = phase("connect"), tls = phase("tls"), first_byte = phase("first_byte");
+  metrics::Counter hits{"corio_http_client_pool_hits_total", "Requests sent on a pooled connection."};
+  metrics::Counter misses{"corio_http_client_pool_misses_total", "Requests that dialed a new connection."};
+  metrics::Counter retries{"corio_http_client_retries_total", "Idempotent requests sent again after their pooled connection closed."};
+  metrics::Counter breaker_opened{"corio_http_client_breaker_opened_total", "Times a host's circuit breaker opened."};
+  metrics::Counter breaker_rejected{"corio_http_client_breaker_rejected_total", "Requests failed at once by an open breaker."};
+  metrics::Gauge breakers_open{"corio_http_client_breakers_open", "Hosts whose circuit breaker is open or half-open."};
+};
+
+ClientMetrics& client_metrics() {
+  static ClientMetrics m;
+  return m;
+}
+
+double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
 Clock::time_point earliest(Clock::time_point a, Clock::duration from_now) {
   const Clock::time_point now = Clock::now();
@@ -229,6 +253,7 @@ struct Client::State : std::enable_shared_from_this<Client::State> {
     HostPool& hp = hosts[key];
     if (auto c = take_idle(hp)) {
       ++stats.reuses;
+      client_metrics().hits.add();
       co_return std::move(*c);
     }
     if (options.max_conns_per_host != 0 && hp.open >= options.max_conns_per_host) {
@@ -239,6 +264,7 @@ struct Client::State : std::enable_shared_from_this<Client::State> {
       const std::error_code ec = co_await w.ready.wait(until);
       if (w.handed) {
         ++stats.reuses;
+        client_metrics().hits.add();
         co_return std::move(w.handed);
       }
       if (!w.may_dial) {
@@ -263,6 +289,7 @@ struct Client::State : std::enable_shared_from_this<Client::State> {
     if (c) {
       hold.hp = nullptr;
       ++stats.dials;
+      client_metrics().misses.add();
     }
     co_return c;
   }
@@ -551,8 +578,12 @@ task<net::Result<ClientResponse>> Client::send(ClientRequest request) {
     void operator()(bool ok) {
       if (breaker == nullptr) return;
       const auto opened = breaker->opened();
+      const bool was_closed = breaker->state(Clock::now()) == CircuitBreaker::State::closed;
       breaker->record(ok, generation, Clock::now());
+      const bool is_closed = breaker->state(Clock::now()) == CircuitBreaker::State::closed;
       st->stats.breaker_opened += breaker->opened() - opened;
+      client_metrics().breaker_opened.add(breaker->opened() - opened);
+      if (was_closed != is_closed) client_metrics().breakers_open.add(is_closed ? -1 : 1);
       breaker = nullptr;
     }
     ~Outcome() { (*this)(false); }
@@ -562,6 +593,7 @@ task<net::Result<ClientResponse>> Client::send(ClientRequest request) {
     if (!hp.breaker) hp.breaker.emplace(st->options.breaker);
     if (!hp.breaker->allow(Clock::now(), outcome.generation)) {
       ++st->stats.breaker_rejected;
+      client_metrics().breaker_rejected.add();
       co_return failure(ECONNREFUSED, what, "the circuit breaker for " + url->host_port() + " is open");
     }
     outcome.breaker = &*hp.breaker;
@@ -652,6 +684,7 @@ task<net::Result<ClientResponse>> Client::send(ClientRequest request) {
       c.release(State::After::drop);
       if (replayable) {
         ++st->stats.retries;
+        client_metrics().retries.add();
         t.retried = true;
         continue;
       }
@@ -675,6 +708,13 @@ task<net::Result<ClientResponse>> Client::send(ClientRequest request) {
     // read() streams any length; text() applies max_body itself.
     if (ex.framing == BodyKind::chunked) ex.chunked.emplace(std::numeric_limits<std::uint64_t>::max(), st->options.limits);
     outcome(res.head_.status < 500);
+    ClientMetrics& cm = client_metrics();
+    if (!t.reused) {
+      cm.dns.observe(seconds(t.dns));
+      cm.connect.observe(seconds(t.connect));
+      if (url->https) cm.tls.observe(seconds(t.tls));
+    }
+    cm.first_byte.observe(seconds(t.first_byte));
     t.total = Clock::now() - started;
     res.timings_ = t;
     if (ex.framing == BodyKind::none || (ex.framing == BodyKind::length && ex.remaining == 0)) ex.finish();

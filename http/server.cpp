@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cstring>
 #include <ctime>
@@ -10,6 +11,7 @@
 #include "corio/http/chunked.hpp"
 #include "corio/net/recv_stream.hpp"
 #include "corio/runtime/log.hpp"
+#include "corio/runtime/metrics.hpp"
 #include "corio/runtime/reactor.hpp"
 #include "corio/runtime/runtime.hpp"
 #include "corio/tls/stream.hpp"
@@ -23,12 +25,48 @@ struct alignas(64) Shard {
 };
 }  // namespace
 
+// corio_http_*, labelled with the server's name: requests by method and status class, their seconds
+// (head received to response queued), refusals and shed requests.
+struct HttpMetrics {
+  static constexpr std::array<std::string_view, 8> kMethods = {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "other"};
+  explicit HttpMetrics(const std::string& server)
+      : seconds("corio_http_request_seconds", "Seconds from a request's head to its response queued.",
+                metrics::seconds_buckets(), {{"server", server}}),
+        shed_in_flight("corio_http_shed_total", "Requests answered 503 by load shedding, by why.",
+                       {{"server", server}, {"reason", "max_in_flight"}}),
+        shed_busy("corio_http_shed_total", "Requests answered 503 by load shedding, by why.",
+                  {{"server", server}, {"reason", "max_utilisation"}}) {
+    for (std::size_t m = 0; m < kMethods.size(); ++m) {
+      for (int c = 0; c < 5; ++c) {
+        requests.emplace_back("corio_http_requests_total", "Requests answered, by method and status class.",
+                              metrics::Labels{{"server", server}, {"method", std::string(kMethods[m])},
+                                              {"code", std::to_string(c + 1) + "xx"}});
+      }
+    }
+    for (int c = 0; c < 5; ++c) {
+      refused.emplace_back("corio_http_refused_total", "Requests the server answered itself (400, 408, 413, 503, ...), by status class.",
+                           metrics::Labels{{"server", server}, {"code", std::to_string(c + 1) + "xx"}});
+    }
+  }
+  void answered(std::string_view method, int status) noexcept {
+    std::size_t m = 0;
+    while (m + 1 < kMethods.size() && kMethods[m] != method) ++m;
+    requests[m * 5 + static_cast<std::size_t>(std::clamp(status / 100, 1, 5) - 1)].add();
+  }
+  std::vector<metrics::Counter> requests;  // by method, then class
+  std::vector<metrics::Counter> refused;   // by class
+  metrics::Histogram seconds;
+  metrics::Counter shed_in_flight, shed_busy;
+};
+
 struct Server::State {
-  State(Handler h, const ServerOptions& o, unsigned reactors) : handler(std::move(h)), options(o), shards(reactors) {}
+  State(Handler h, const ServerOptions& o, unsigned reactors)
+      : handler(std::move(h)), options(o), shards(reactors), metrics(o.name) {}
   Handler handler;
   ServerOptions options;
   ServerCounters counters;
   std::vector<Shard> shards;
+  HttpMetrics metrics;
 };
 
 namespace {
@@ -179,6 +217,7 @@ task<bool> HttpConnection<T>::flush() {
 template <class T>
 task<void> HttpConnection<T>::refuse(int status, const char* reason) {
   state_.counters.refused.fetch_add(1, std::memory_order_relaxed);
+  state_.metrics.refused[static_cast<std::size_t>(std::clamp(status / 100, 1, 5) - 1)].add();
   log::limited(log::Level::debug, "http refused", std::chrono::seconds(10), "http: %s: %d %s", req_.peer->to_string().c_str(),
                status, reason);
   res_.reset(nullptr);
@@ -362,6 +401,9 @@ task<void> HttpConnection<T>::run() {
     const bool over_flight = opt_.max_in_flight != 0 && shard.in_flight >= opt_.max_in_flight;
     if (over_flight || (opt_.max_utilisation > 0 && Reactor::current()->utilisation() > opt_.max_utilisation)) {
       state_.counters.shed.fetch_add(1, std::memory_order_relaxed);
+      (over_flight ? state_.metrics.shed_in_flight : state_.metrics.shed_busy).add();
+      log::limited(log::Level::warning, "http shed", std::chrono::seconds(10), "http: shedding load: 503 to %s (%s)",
+                   req_.peer->to_string().c_str(), over_flight ? "max_in_flight" : "max_utilisation");
       co_await refuse(503, over_flight ? "too many requests in progress" : "the server is too busy");
       co_return;
     }
@@ -373,6 +415,7 @@ task<void> HttpConnection<T>::run() {
     if (req_.framing != BodyKind::none && !co_await read_body(head_end, consumed)) co_return;
 
     state_.counters.requests.fetch_add(1, std::memory_order_relaxed);
+    const Clock::time_point began = Clock::now();
     res_.reset(this);
     head_sent_ = false;
     ++shard.in_flight;
@@ -391,6 +434,8 @@ task<void> HttpConnection<T>::run() {
       }
     }
     --shard.in_flight;
+    state_.metrics.answered(req_.method, res_.status);
+    state_.metrics.seconds.observe(std::chrono::duration<double>(Clock::now() - began).count());
     if (broken_) co_return;  // the client stopped reading (write timeout) or went away
     if (head_sent_) {
       const std::optional<std::uint64_t> length = res_.stream_length();

@@ -45,6 +45,7 @@ struct ServerOptions {
   std::chrono::seconds retry_after{1};   // in every 503
   const tls::Context* tls = nullptr;     // HTTPS: must outlive the server
   net::ServerOptions net;                // max_conns, share_port, options for accepted sockets
+  std::string name = "http";             // the server="..." label of its corio_http_* metrics
 };
 
 struct ServerCounters {

@@ -1,5 +1,7 @@
 #include "corio/net/recv_stream.hpp"
 
+#include "corio/net/net_metrics.hpp"
+
 #include <liburing.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -118,6 +120,7 @@ void RecvStream::complete(int res, std::uint32_t flags) noexcept {
     return;
   }
   push({res, static_cast<std::uint16_t>(buf)});
+  if (res > 0) detail::net_metrics().received.add(static_cast<std::uint64_t>(res));
   if (res <= 0) {
     end_res_ = res;
   } else if (count_ >= kMaxQueued && armed_) {

@@ -81,6 +81,8 @@ namespace {
 corio::detail::ChildTask run_connection(Server::Handler& handler, detail::ServerShard& shard, TcpStream&& stream,
                                         ConnectionLimiter::Permit permit) {
   Connection conn(std::move(stream), shard);
+  detail::net_metrics().active.add(1);
+  bool threw = false;
   // One co_await for both the handler and, after a drain that left a request unread, linger(): a close
   // with unread bytes would reset the connection and could destroy the replies just written. (One await
   // site keeps the frame, which every idle connection holds, in a smaller size class.)
@@ -89,11 +91,13 @@ corio::detail::ChildTask run_connection(Server::Handler& handler, detail::Server
     try {
       co_await std::move(work);
     } catch (...) {
+      threw = true;
       corio::detail::report_escaped(std::current_exception(), "connection handler");
     }
     if (handled || !shard.draining || !conn.stream().is_open() || detail::ServerShard::unread(conn.stream().fd()) == 0) break;
     work = linger(conn.stream());
   }
+  detail::count_closed(threw, (co_await current_stop_token()).stop_requested());
   (void)permit;
 }
 

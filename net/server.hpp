@@ -21,6 +21,7 @@
 
 #include "corio/net/connection_limiter.hpp"
 #include "corio/net/error.hpp"
+#include "corio/net/net_metrics.hpp"
 #include "corio/net/socket_options.hpp"
 #include "corio/runtime/log.hpp"
 #include "corio/net/tcp_listener.hpp"
@@ -42,11 +43,15 @@ namespace detail {
 // the permit, released when this frame ends.
 template <class Served>
 corio::detail::ChildTask run_connection(Served served, ConnectionLimiter::Permit permit) {
+  net_metrics().active.add(1);
+  bool threw = false;
   try {
     co_await std::move(served);
   } catch (...) {
+    threw = true;
     corio::detail::report_escaped(std::current_exception(), "connection handler");
   }
+  count_closed(threw, (co_await current_stop_token()).stop_requested());
   (void)permit;
 }
 
@@ -64,12 +69,14 @@ task<void> accept_loop(const TcpListener& listener, ConnectionLimiter& limiter, 
       if (code == ECANCELED) break;  // stopped, or the listener closed
       if (code == EMFILE || code == ENFILE) {
         counters.out_of_descriptors.fetch_add(1, std::memory_order_relaxed);
+        net_metrics().out_of_descriptors.add();
         log::limited(log::Level::error, "accept EMFILE", std::chrono::seconds(10), "%s; waiting for connections to close",
                      conn.error().message().c_str());
         co_await sleep_for(milliseconds(10));  // let connections close
         continue;
       }
       counters.accept_errors.fetch_add(1, std::memory_order_relaxed);
+      net_metrics().accept_errors.add();
       if (backoff.count() == 0) {
         log::write(log::Level::error, "%s; backing off while it persists", conn.error().message().c_str());
       }
@@ -79,8 +86,12 @@ task<void> accept_loop(const TcpListener& listener, ConnectionLimiter& limiter, 
     }
     backoff = milliseconds(0);
     counters.accepted.fetch_add(1, std::memory_order_relaxed);
+    net_metrics().accepted.add();
     auto permit = limiter.try_acquire();
-    if (!permit) continue;  // shed: the stream closes here
+    if (!permit) {
+      net_metrics().shed.add();
+      continue;  // shed: the stream closes here
+    }
     connections.adopt(start(std::move(*conn), std::move(*permit)));
   }
   // A stop (now or later) reaches the connections through the join; a closed listener lets them finish.

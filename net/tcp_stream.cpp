@@ -1,5 +1,7 @@
 #include "corio/net/tcp_stream.hpp"
 
+#include "corio/net/net_metrics.hpp"
+
 #include <liburing.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -55,6 +57,7 @@ Error io_error(const TcpStream& s, const char* what, int res) {
 
 Result<std::size_t> RecvImpl::await_resume() const {
   if (result() < 0) return io_error(*stream, "read from", result());
+  detail::net_metrics().received.add(static_cast<std::uint64_t>(result()));
   return static_cast<std::size_t>(result());
 }
 
@@ -120,10 +123,12 @@ Readiness SendImpl::readiness() const noexcept { return {stream->fd(), EPOLLOUT}
 Result<std::size_t> SendImpl::await_resume() const {
   if (result() == -EAGAIN && mode.no_wait) return std::size_t{0};  // io_uring: MSG_DONTWAIT found no room
   if (result() < 0) return io_error(*stream, "write to", result());
+  detail::net_metrics().sent.add(static_cast<std::uint64_t>(result()));
   return static_cast<std::size_t>(result());
 }
 
 Result<void> SendAllImpl::await_resume() const {
+  detail::net_metrics().sent.add(result() >= 0 ? buf.size() : done);
   if (result() >= 0) return {};
   Error e = io_error(*stream, "write to", result());
   e.transferred = done;

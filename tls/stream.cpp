@@ -12,6 +12,8 @@
 #include <optional>
 #include <vector>
 
+#include "corio/runtime/log.hpp"
+#include "corio/runtime/metrics.hpp"
 #include "corio/runtime/operation.hpp"
 #include "corio/tls/context_state.hpp"
 #include "corio/tls/kernel_tls.hpp"
@@ -282,7 +284,63 @@ task<Result<Stream>> Stream::accept(const Context& ctx, net::TcpStream tcp, Cloc
   co_return co_await handshake(std::move(s), deadline);
 }
 
+namespace {
+
+// corio_tls_*: handshakes by role and outcome, their seconds, why they failed, kernel TLS taken or not.
+struct TlsMetrics {
+  explicit TlsMetrics(const char* role)
+      : full("corio_tls_handshakes_total", "TLS handshakes, by role and outcome.", {{"role", role}, {"result", "full"}}),
+        resumed("corio_tls_handshakes_total", "TLS handshakes, by role and outcome.", {{"role", role}, {"result", "resumed"}}),
+        failed("corio_tls_handshakes_total", "TLS handshakes, by role and outcome.", {{"role", role}, {"result", "failed"}}),
+        seconds("corio_tls_handshake_seconds", "Seconds a TLS handshake took (failed ones too).", metrics::seconds_buckets(),
+                {{"role", role}}),
+        kernel_on("corio_tls_kernel_sending_total", "Established connections whose sending went to kernel TLS, or not.",
+                  {{"role", role}, {"kernel", "on"}}),
+        kernel_off("corio_tls_kernel_sending_total", "Established connections whose sending went to kernel TLS, or not.",
+                   {{"role", role}, {"kernel", "off"}}) {}
+  metrics::Counter full, resumed, failed;
+  metrics::Histogram seconds;
+  metrics::Counter kernel_on, kernel_off;
+};
+
+metrics::Counter& failure_counter(const net::Error& e) {
+  auto make = [](const char* reason) {
+    return metrics::Counter("corio_tls_handshake_failures_total", "Failed TLS handshakes, by why.", {{"reason", reason}});
+  };
+  static metrics::Counter timeout = make("timeout"), verify = make("verify"), closed = make("closed"),
+                          protocol = make("protocol"), other = make("other");
+  if (e.timed_out()) return timeout;
+  if (e.context.find("verify failed") != std::string::npos) return verify;
+  if (e.code == ECONNRESET || e.code == EPIPE) return closed;
+  if (e.code == EPROTO) return protocol;
+  return other;
+}
+
+}  // namespace
+
 task<Result<Stream>> Stream::handshake(std::unique_ptr<State> s, Clock::time_point deadline) {
+  static TlsMetrics server_metrics("server"), client_metrics("client");
+  TlsMetrics& m = s->ctx->is_server() ? server_metrics : client_metrics;
+  const std::string peer = s->peer();
+  const Clock::time_point began = Clock::now();
+  Result<Stream> r = co_await handshake_steps(std::move(s), deadline);
+  const double took = std::chrono::duration<double>(Clock::now() - began).count();
+  m.seconds.observe(took);
+  if (!r) {
+    m.failed.add();
+    failure_counter(r.error()).add();
+  } else {
+    (r->session_reused() ? m.resumed : m.full).add();
+    (r->kernel_tx() ? m.kernel_on : m.kernel_off).add();
+  }
+  if (took > 1.0) {  // a breach worth a line (rate-limited): slow peers, or a starved reactor
+    log::limited(log::Level::warning, "slow tls handshake", std::chrono::seconds(10), "tls: a handshake with %s took %.2f s%s",
+                 peer.c_str(), took, r ? "" : " and failed");
+  }
+  co_return r;
+}
+
+task<Result<Stream>> Stream::handshake_steps(std::unique_ptr<State> s, Clock::time_point deadline) {
   s->in = BIO_new(BIO_s_mem());
   s->out = BIO_new(BIO_s_mem());
   BIO_set_mem_eof_return(s->in, -1);  // an empty input BIO means "wait for more", not end of stream

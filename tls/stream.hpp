@@ -65,7 +65,8 @@ class Stream {
  private:
   struct State;
   explicit Stream(std::unique_ptr<State> s) noexcept;
-  static task<Result<Stream>> handshake(std::unique_ptr<State> s, Clock::time_point deadline);
+  static task<Result<Stream>> handshake(std::unique_ptr<State> s, Clock::time_point deadline);  // timed, counted
+  static task<Result<Stream>> handshake_steps(std::unique_ptr<State> s, Clock::time_point deadline);
   std::unique_ptr<State> s_;
 };
 
