@@ -478,7 +478,7 @@ task<void> serve_connection(std::shared_ptr<Server::State> state, net::Connectio
 
 }  // namespace
 
-net::Result<std::unique_ptr<Server>> Server::start(const net::Address& at, Handler handler, ServerOptions options) {
+net::Result<std::unique_ptr<Server>> Server::start(const net::Address& at, Handler handler, const ServerOptions& options) {
   auto state = std::make_shared<State>(std::move(handler), options, Reactor::current()->runtime()->size());
   auto net = net::Server::start(at, [state](net::Connection& c) { return serve_connection(state, c); }, options.net);
   if (!net) return net.error();

@@ -57,7 +57,7 @@ struct ServerCounters {
 
 class Server {
  public:
-  static net::Result<std::unique_ptr<Server>> start(const net::Address& at, Handler handler, ServerOptions options = {});
+  static net::Result<std::unique_ptr<Server>> start(const net::Address& at, Handler handler, const ServerOptions& options = {});
   ~Server();
 
   net::Server& net() noexcept { return *net_; }

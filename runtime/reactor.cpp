@@ -1,5 +1,7 @@
 #include "corio/runtime/reactor.hpp"
 
+#include <algorithm>
+#include <ctime>
 #include <exception>
 
 #include "corio/runtime/log.hpp"
@@ -74,34 +76,50 @@ void Reactor::run_messages() noexcept {
   }
 }
 
-double Reactor::idle_seconds() const noexcept { return std::chrono::duration<double>(idle_total_ + idle_).count(); }
+Clock::duration Reactor::thread_cpu_time() noexcept {
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+}
+
+double Reactor::utilisation() const noexcept {
+  const Clock::time_point now = Clock::now();
+  if (now - window_start_ < std::chrono::milliseconds(200)) return utilisation_;
+  return std::clamp(std::chrono::duration<double>(thread_cpu_time() - window_cpu_) / std::chrono::duration<double>(now - window_start_),
+                    0.0, 1.0);
+}
+
+double Reactor::busy_seconds() const noexcept {
+  // Read on the reactor's own thread (a scrape runs there): its CPU time.
+  return std::chrono::duration<double>(thread_cpu_time() - started_cpu_).count();
+}
 double Reactor::running_seconds() const noexcept { return std::chrono::duration<double>(Clock::now() - started_).count(); }
 
 void Reactor::run() {
   this_thread_reactor = this;
   started_ = Clock::now();
+  started_cpu_ = window_cpu_ = thread_cpu_time();
   while (!stopping_.load(std::memory_order_acquire)) {
     ++turns_;
     run_ready();
     run_messages();
-    if (!timers_.empty()) timers_.fire_due(Clock::now());
+    const Clock::time_point now = Clock::now();  // one read per turn; completions run later, inside poll()
+    if (!timers_.empty()) timers_.fire_due(now);
     std::optional<std::chrono::nanoseconds> timeout;
     if (!ready_.empty() || wake_pending_.load(std::memory_order_relaxed)) {
       timeout = std::chrono::nanoseconds::zero();
     } else if (auto next = timers_.next_deadline()) {
-      auto now = Clock::now();
       timeout = *next <= now ? std::chrono::nanoseconds::zero() : *next - now;  // no overflow for time_point::min()
     }
-    const bool may_block = !timeout || timeout->count() > 0;
-    const Clock::time_point before = may_block ? Clock::now() : Clock::time_point{};
     backend_->poll(timeout);
-    const Clock::time_point after = Clock::now();
-    if (may_block) idle_ += after - before;
-    if (after - window_start_ >= std::chrono::milliseconds(100)) {
-      utilisation_ = 1.0 - std::chrono::duration<double>(idle_) / std::chrono::duration<double>(after - window_start_);
-      window_start_ = after;
-      idle_total_ += idle_;
-      idle_ = {};
+    // Busy is the thread's CPU time, the kernel's work for it included: with io_uring much of a server's
+    // work (sends, receives) runs inside io_uring_enter, so the time spent in poll() is not idle time.
+    if (now - window_start_ >= std::chrono::milliseconds(100)) {
+      const Clock::duration cpu = thread_cpu_time();
+      utilisation_ = std::clamp(std::chrono::duration<double>(cpu - window_cpu_) / std::chrono::duration<double>(now - window_start_),
+                                0.0, 1.0);
+      window_start_ = now;
+      window_cpu_ = cpu;
     }
   }
   shutdown();

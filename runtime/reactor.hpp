@@ -55,13 +55,14 @@ class Reactor {
   // Runs `f` when the reactor stops, after its detached tasks are destroyed and before the operations
   // still in the kernel are waited for: per-reactor services (a resolver) end there, on this thread.
   void at_stop(std::function<void()> f) { at_stop_.push_back(std::move(f)); }
-  // The fraction of the last ~100 ms this reactor spent running rather than waiting for its backend
-  // (load shedding reads it).
-  double utilisation() const noexcept { return utilisation_; }
-  // For metrics: loop turns, seconds spent waiting for the backend since run() began and in all, and
-  // messages run from other threads.
+  // The fraction of the last ~100 ms this reactor's thread was on a CPU (its CPU time, the kernel's work
+  // for it included, read once per window); load shedding reads it. After a long sleep in the backend
+  // (no turn ended the window), it is measured afresh. Call on the reactor's thread.
+  double utilisation() const noexcept;
+  // For metrics: loop turns, seconds since run() began and of them busy (this thread's CPU time, the
+  // kernel's work for it included; call on the reactor's thread), messages run from other threads.
   std::uint64_t turns() const noexcept { return turns_; }
-  double idle_seconds() const noexcept;
+  double busy_seconds() const noexcept;
   double running_seconds() const noexcept;
   std::uint64_t messages() const noexcept { return messages_; }
 
@@ -84,13 +85,14 @@ class Reactor {
   MessageQueue inbox_;
   std::atomic<bool> wake_pending_{false};
   std::atomic<bool> stopping_{false};
+  static Clock::duration thread_cpu_time() noexcept;
   Clock::time_point window_start_{};
-  Clock::duration idle_{};
+  Clock::duration window_cpu_{};
   double utilisation_ = 0;
   std::uint64_t turns_ = 0;
   std::uint64_t messages_ = 0;
   Clock::time_point started_{};
-  Clock::duration idle_total_{};
+  Clock::duration started_cpu_{};
 };
 
 // Runs `t` detached on the calling thread's reactor. An exception escaping it is reported on stderr with

@@ -1,6 +1,7 @@
 // The runtime's own metrics, read from what the reactors keep anyway at scrape time (the hot path pays
 // nothing for them): loop turns, time busy and waiting, operations, the completion queue, receive
 // buffers, timers, cross-reactor messages, the blocking pool.
+#include <algorithm>
 #include <mutex>
 
 #include "corio/runtime/blocking_pool.hpp"
@@ -17,10 +18,10 @@ void register_runtime_metrics() {
     auto r = [] { return Reactor::current(); };
     observe("corio_reactor_loop_turns_total", "Turns of the reactor's event loop.", "counter",
             [r] { return static_cast<double>(r()->turns()); });
-    observe("corio_reactor_busy_seconds_total", "Seconds the reactor ran tasks and completions.", "counter",
-            [r] { return r()->running_seconds() - r()->idle_seconds(); });
-    observe("corio_reactor_idle_seconds_total", "Seconds the reactor waited in its backend for work.", "counter",
-            [r] { return r()->idle_seconds(); });
+    observe("corio_reactor_busy_seconds_total", "CPU seconds of the reactor's thread (user and kernel).", "counter",
+            [r] { return r()->busy_seconds(); });
+    observe("corio_reactor_idle_seconds_total", "Seconds the reactor's thread was not on a CPU (waiting for work).", "counter",
+            [r] { return std::max(0.0, r()->running_seconds() - r()->busy_seconds()); });
     observe("corio_reactor_utilisation", "Fraction of the last ~100 ms the reactor was busy (what load shedding reads).",
             "gauge", [r] { return r()->utilisation(); });
     observe("corio_operations_submitted_total", "Operations handed to the backend.", "counter",
