@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "corio/runtime/channel.hpp"
+#include "corio/runtime/metrics.hpp"
 #include "corio/runtime/nop.hpp"
 #include "corio/runtime/runtime.hpp"
 #include "corio/runtime/sharded.hpp"
@@ -40,6 +41,30 @@ void TaskCreateAndAwait(benchmark::State& state) {
   });
 }
 BENCHMARK(TaskCreateAndAwait)->UseRealTime();
+
+// One counter add and one histogram observation on a reactor: what instrumenting a hot path costs.
+void MetricsCounterAdd(benchmark::State& state) {
+  static corio::metrics::Counter c("bench_counter_total", "A benchmark's counter.");
+  on_reactor(state, [](benchmark::State& s) -> task<void> {
+    for (auto _ : s) c.add();
+    co_return;
+  });
+}
+BENCHMARK(MetricsCounterAdd)->UseRealTime();
+
+void MetricsHistogramObserve(benchmark::State& state) {
+  static corio::metrics::Histogram h("bench_wait_seconds", "A benchmark's histogram.", corio::metrics::seconds_buckets());
+  on_reactor(state, [](benchmark::State& s) -> task<void> {
+    double v = 0.0001;
+    for (auto _ : s) {
+      h.observe(v);
+      v = v < 1 ? v * 1.7 : 0.0001;  // across the buckets
+    }
+    benchmark::DoNotOptimize(v);
+    co_return;
+  });
+}
+BENCHMARK(MetricsHistogramObserve)->UseRealTime();
 
 void SpawnAndRun(benchmark::State& state) {
   on_reactor(state, [](benchmark::State& s) -> task<void> {

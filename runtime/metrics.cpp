@@ -13,7 +13,7 @@
 namespace corio::metrics {
 
 namespace detail {
-bool enabled = true;
+std::atomic<bool> enabled{true};
 }
 
 namespace {
@@ -166,7 +166,7 @@ std::uint32_t declare(std::string_view family, std::string_view help, const char
 }  // namespace detail
 
 void Gauge::set(double v) noexcept {
-  if (!detail::enabled) return;
+  if (!detail::enabled.load(std::memory_order_relaxed)) return;
   if (double* s = detail::slots(slot_, 1)) {
     *s = v;
     return;
@@ -180,7 +180,7 @@ Histogram::Histogram(std::string_view name, std::string_view help, std::vector<d
     : slot_(detail::declare(name, help, "histogram", labels, bounds, nullptr)), bounds_(std::move(bounds)) {}
 
 void Histogram::observe(double v) noexcept {
-  if (!detail::enabled) return;
+  if (!detail::enabled.load(std::memory_order_relaxed)) return;
   std::size_t i = 0;
   while (i < bounds_.size() && v > bounds_[i]) ++i;
   const auto width = static_cast<std::uint32_t>(bounds_.size() + 2);
@@ -205,7 +205,7 @@ void observe(std::string_view name, std::string_view help, const char* type, std
   r.series.back().per_reactor = per_reactor;
 }
 
-void set_enabled(bool on) noexcept { detail::enabled = on; }
+void set_enabled(bool on) noexcept { detail::enabled.store(on, std::memory_order_relaxed); }
 
 task<std::string> scrape() {
   Reactor* here = Reactor::current();

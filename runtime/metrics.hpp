@@ -30,12 +30,12 @@ namespace corio::metrics {
 using Labels = std::vector<std::pair<std::string, std::string>>;
 
 namespace detail {
-extern bool enabled;
+extern std::atomic<bool> enabled;  // relaxed: a plain load on the hot path
 // The calling thread's values: a reactor's table, or nullptr off reactors.
 double* slots(std::uint32_t first, std::uint32_t count) noexcept;
 void add_off_reactor(std::uint32_t slot, double v) noexcept;
 inline void add(std::uint32_t slot, double v) noexcept {
-  if (!enabled) return;
+  if (!enabled.load(std::memory_order_relaxed)) return;
   if (double* s = slots(slot, 1)) *s += v;
   else add_off_reactor(slot, v);
 }
