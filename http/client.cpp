@@ -530,6 +530,9 @@ Client::Client(ClientOptions options) : state_(std::make_shared<State>(checked(s
 
 Client::~Client() {
   state_->closed = true;
+  for (auto& [key, hp] : state_->hosts) {  // its breakers stop counting as open
+    if (hp.breaker && hp.breaker->state(Clock::now()) != CircuitBreaker::State::closed) client_metrics().breakers_open.add(-1);
+  }
   for (auto& [key, hp] : state_->hosts) {
     state_->idle_total -= hp.idle.size();
     hp.open -= hp.idle.size();
@@ -710,7 +713,7 @@ task<net::Result<ClientResponse>> Client::send(ClientRequest request) {
     outcome(res.head_.status < 500);
     ClientMetrics& cm = client_metrics();
     if (!t.reused) {
-      cm.dns.observe(seconds(t.dns));
+      if (t.dns > Clock::duration::zero()) cm.dns.observe(seconds(t.dns));  // zero for an address: nothing resolved
       cm.connect.observe(seconds(t.connect));
       if (url->https) cm.tls.observe(seconds(t.tls));
     }

@@ -30,7 +30,7 @@ struct alignas(64) Shard {
 struct HttpMetrics {
   static constexpr std::array<std::string_view, 8> kMethods = {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "other"};
   explicit HttpMetrics(const std::string& server)
-      : seconds("corio_http_request_seconds", "Seconds from a request's head to its response queued.",
+      : seconds("corio_http_request_seconds", "Seconds from a request's head (parsed) to its response queued, body read included.",
                 metrics::seconds_buckets(), {{"server", server}}),
         shed_in_flight("corio_http_shed_total", "Requests answered 503 by load shedding, by why.",
                        {{"server", server}, {"reason", "max_in_flight"}}),
@@ -407,6 +407,7 @@ task<void> HttpConnection<T>::run() {
       co_await refuse(503, over_flight ? "too many requests in progress" : "the server is too busy");
       co_return;
     }
+    const Clock::time_point began = Clock::now();  // the request's seconds run from its head
     std::size_t consumed = head_end;
     if (req_.framing == BodyKind::length && req_.content_length > opt_.max_body) {
       co_await refuse(413, "the request body is over the limit");
@@ -415,7 +416,6 @@ task<void> HttpConnection<T>::run() {
     if (req_.framing != BodyKind::none && !co_await read_body(head_end, consumed)) co_return;
 
     state_.counters.requests.fetch_add(1, std::memory_order_relaxed);
-    const Clock::time_point began = Clock::now();
     res_.reset(this);
     head_sent_ = false;
     ++shard.in_flight;

@@ -111,6 +111,10 @@ task<Result<TcpStream>> dial(std::string_view host_port, DialOptions options, Di
   const Clock::time_point deadline = deadline_in(options.timeout);
   auto hp = split_host_port(what);
   if (!hp) co_return dial_error(what, hp.error());
+  if (auto literal = Address::parse(what); literal && !hp->host.empty() && hp->host != "localhost") {
+    const Address only[] = {*literal};  // an address: nothing to resolve (the trace's resolve stays zero)
+    co_return co_await race(what, only, options, deadline, trace);
+  }
   Resolver& resolver = options.resolver != nullptr ? *options.resolver : Resolver::current();
   const Clock::time_point began = Clock::now();
   auto addresses = co_await resolver.resolve(hp->host, hp->port, options.family, deadline);

@@ -55,7 +55,7 @@ bool valid_name(std::string_view n) {
 std::string render(const Labels& labels) {
   std::string out;
   for (const auto& [k, v] : labels) {
-    if (!valid_name(k) || k.starts_with("__") || k == "reactor" || k == "le") {
+    if (!valid_name(k) || k.find(':') != std::string::npos || k.starts_with("__") || k == "reactor" || k == "le") {
       throw std::invalid_argument("metrics: label name \"" + k + "\" is not allowed");
     }
     if (!out.empty()) out += ',';
@@ -72,6 +72,10 @@ std::string render(const Labels& labels) {
 }
 
 void number(std::string& out, double v) {
+  if (std::isnan(v)) {
+    out += "NaN";
+    return;
+  }
   if (std::isinf(v)) {
     out += v > 0 ? "+Inf" : "-Inf";
     return;
@@ -136,7 +140,7 @@ void add_off_reactor(std::uint32_t slot, double v) noexcept {
 }
 
 std::uint32_t declare(std::string_view family, std::string_view help, const char* type, const Labels& labels,
-                      std::vector<double> bounds, std::function<double()> read) {
+                      std::vector<double> bounds, std::function<double()> read, bool per_reactor) {
   if (!valid_name(family)) throw std::invalid_argument("metrics: \"" + std::string(family) + "\" is not a metric name");
   for (std::size_t i = 1; i < bounds.size(); ++i) {
     if (!(bounds[i - 1] < bounds[i])) throw std::invalid_argument("metrics: " + std::string(family) + ": bounds must ascend");
@@ -155,6 +159,7 @@ std::uint32_t declare(std::string_view family, std::string_view help, const char
   s.width = read ? 0 : std::string_view(type) == "histogram" ? static_cast<std::uint32_t>(bounds.size() + 2) : 1;
   s.bounds = std::move(bounds);
   s.read = std::move(read);
+  s.per_reactor = per_reactor;
   s.slot = r.slots.load(std::memory_order_relaxed);
   r.off_reactor.resize(s.slot + s.width, 0.0);
   r.slots.store(s.slot + s.width, std::memory_order_release);
@@ -199,10 +204,7 @@ std::vector<double> seconds_buckets() {
 
 void observe(std::string_view name, std::string_view help, const char* type, std::function<double()> read,
              const Labels& labels, bool per_reactor) {
-  (void)detail::declare(name, help, type, labels, {}, std::move(read));
-  Registry& r = registry();
-  std::lock_guard lock(r.mutex);
-  r.series.back().per_reactor = per_reactor;
+  (void)detail::declare(name, help, type, labels, {}, std::move(read), per_reactor);
 }
 
 void set_enabled(bool on) noexcept { detail::enabled.store(on, std::memory_order_relaxed); }
@@ -251,7 +253,11 @@ task<std::string> scrape() {
     out += "# HELP ";
     out += family;
     out += ' ';
-    for (char c : first.help) out += c == '\n' ? ' ' : c;
+    for (char c : first.help) {  // the format's escapes for HELP: backslash and newline
+      if (c == '\\') out += "\\\\";
+      else if (c == '\n') out += "\\n";
+      else out += c;
+    }
     out += "\n# TYPE ";
     out += family;
     out += ' ';

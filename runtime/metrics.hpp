@@ -10,7 +10,7 @@
 // metric of its own (make one per value, not one per update), and making the same one again (same name,
 // labels and buckets) gives the same series. Names follow Prometheus: counters end in
 // _total, durations are _seconds, sizes _bytes. Updates from threads that are not reactors (the blocking
-// pool, main) go to one shared atomic slot, shown as reactor="none".
+// pool, main) go to one shared slot under a lock, shown as reactor="none".
 // set_enabled(false) makes every update a no-op (to measure what metrics cost; on by default).
 #pragma once
 #include <atomic>
@@ -40,7 +40,7 @@ inline void add(std::uint32_t slot, double v) noexcept {
   else add_off_reactor(slot, v);
 }
 std::uint32_t declare(std::string_view family, std::string_view help, const char* type, const Labels& labels,
-                      std::vector<double> bounds, std::function<double()> read);
+                      std::vector<double> bounds, std::function<double()> read, bool per_reactor = true);
 }  // namespace detail
 
 class Counter {

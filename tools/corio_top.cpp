@@ -6,6 +6,7 @@
 // Exit status: 0, 1 when the endpoint could not be read, 2 for bad flags.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -19,35 +20,78 @@
 
 namespace {
 
+// Reactors in numeric order ("2" before "10"); "" (no reactor label) and "none" last.
+struct ReactorOrder {
+  bool operator()(const std::string& a, const std::string& b) const {
+    const bool na = !a.empty() && a.find_first_not_of("0123456789") == std::string::npos;
+    const bool nb = !b.empty() && b.find_first_not_of("0123456789") == std::string::npos;
+    if (na != nb) return na;
+    if (na && a.size() != b.size()) return a.size() < b.size();
+    return a < b;
+  }
+};
 // name -> reactor ("" when the series has none) -> value, summed over the other labels.
-using Samples = std::map<std::string, std::map<std::string, double>, std::less<>>;
+using Samples = std::map<std::string, std::map<std::string, double, ReactorOrder>, std::less<>>;
+
+// One exposition line: name, optional {labels}, value, optional timestamp; the reactor label's value.
+bool parse_line(std::string_view line, std::string& name, std::string& reactor, double& value) {
+  std::size_t i = 0;
+  while (i < line.size() && line[i] != '{' && line[i] != ' ' && line[i] != '\t') ++i;
+  name = std::string(line.substr(0, i));
+  reactor.clear();
+  if (i < line.size() && line[i] == '{') {
+    ++i;
+    while (i < line.size() && line[i] != '}') {
+      const std::size_t eq = line.find('=', i);
+      if (eq == std::string_view::npos || eq + 1 >= line.size() || line[eq + 1] != '"') return false;
+      const std::string_view key = line.substr(i, eq - i);
+      std::string v;
+      std::size_t j = eq + 2;
+      for (; j < line.size() && line[j] != '"'; ++j) {
+        if (line[j] == '\\' && j + 1 < line.size()) ++j;
+        v += line[j];
+      }
+      if (key == "reactor") reactor = v;
+      i = j + 1;
+      if (i < line.size() && line[i] == ',') ++i;
+    }
+    ++i;
+  }
+  while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
+  const std::size_t end = line.find_first_of(" \t", i);
+  const std::string text(line.substr(i, end == std::string_view::npos ? std::string_view::npos : end - i));
+  char* stop = nullptr;
+  value = std::strtod(text.c_str(), &stop);
+  return !name.empty() && !text.empty() && stop != text.c_str() && !std::isnan(value);
+}
 
 Samples parse(std::string_view text) {
   Samples out;
+  std::string name, reactor;
+  double value = 0;
   while (!text.empty()) {
     std::string_view line = text.substr(0, text.find('\n'));
     text.remove_prefix(std::min(text.size(), line.size() + 1));
-    if (line.empty() || line[0] == '#') continue;
-    const std::size_t brace = line.find('{'), space = line.rfind(' ');
-    if (space == std::string_view::npos) continue;
-    const std::string name(line.substr(0, std::min(brace, space)));
-    std::string reactor;
-    if (brace != std::string_view::npos) {
-      const std::string_view labels = line.substr(brace, space - brace);
-      if (auto at = labels.find("reactor=\""); at != std::string_view::npos) {
-        reactor = std::string(labels.substr(at + 9, labels.find('"', at + 9) - at - 9));
-      }
-    }
-    out[name][reactor] += std::strtod(std::string(line.substr(space + 1)).c_str(), nullptr);
+    if (line.empty() || line[0] == '#' || !parse_line(line, name, reactor, value)) continue;
+    out[name][reactor] += value;
   }
   return out;
 }
+
+// Per second, over dt: a counter that went down was reset (the server restarted): its new value counts.
+double rate(const Samples& now, const Samples& before, std::string_view name, const std::string& reactor, double dt);
 
 double get(const Samples& s, std::string_view name, const std::string& reactor) {
   auto f = s.find(name);
   if (f == s.end()) return 0;
   auto r = f->second.find(reactor);
   return r == f->second.end() ? 0 : r->second;
+}
+
+double rate(const Samples& now, const Samples& before, std::string_view name, const std::string& reactor, double dt) {
+  if (dt <= 0) return 0;
+  const double n = get(now, name, reactor), b = get(before, name, reactor);
+  return (n >= b ? n - b : n) / dt;
 }
 
 std::string bar(double fraction, int width) {
@@ -72,10 +116,10 @@ void render(const std::string& target, const Samples& now, const Samples& before
     for (const auto& [r, turns] : loops->second) {
       if (r.empty() || r == "none") continue;
       ++reactors;
-      const double u = get(now, "corio_reactor_utilisation", r);
+      const double u = std::clamp(get(now, "corio_reactor_utilisation", r), 0.0, 1.0);
       const double c = get(now, "corio_net_connections_active", r);
-      const double o = dt > 0 ? (get(now, "corio_operations_completed_total", r) - get(before, "corio_operations_completed_total", r)) / dt : 0;
-      const double q = dt > 0 ? (get(now, "corio_http_requests_total", r) - get(before, "corio_http_requests_total", r)) / dt : 0;
+      const double o = rate(now, before, "corio_operations_completed_total", r, dt);
+      const double q = rate(now, before, "corio_http_requests_total", r, dt);
       const double v = get(now, "corio_completion_queue_overflows_total", r);
       const double b = get(now, "corio_buffers_in_use", r), a = get(now, "corio_buffers_allocated", r);
       std::snprintf(line, sizeof line, "%-8s [%s] %5.1f%% %7.0f %12.0f %12.0f %9.0f %6.0f/%-6.0f\n", r.c_str(), bar(u, 20).c_str(),
