@@ -421,6 +421,28 @@ TEST(Client, MaxBodyBoundsTextButNotStreaming) {
   });
 }
 
+TEST(Client, AServerThatNeverReadsHoldsARequestOnlyForItsHeaderTimeout) {
+  auto listener = net::TcpListener::bind(net::Address::loopback_v4(0));
+  ASSERT_TRUE(listener);
+  const std::string url = "http://127.0.0.1:" + std::to_string(listener->local_address().port()) + "/";
+  Runtime rt({.reactors = 1});
+  rt.run([&]() -> task<void> {
+    TaskScope server;
+    server.spawn([](net::TcpListener& l) -> task<void> {
+      auto c = co_await l.accept();  // accepted, never read
+      co_await sleep_for(10s);
+    }(*listener));
+    Client client({.response_header_timeout = 200ms});
+    const auto t0 = Clock::now();
+    auto res = co_await client.send({.method = "POST", .url = url, .body = std::string(32u << 20, 'x')});
+    EXPECT_FALSE(res) << "32 MiB cannot fit in the socket buffers";
+    if (!res) EXPECT_EQ(res.error().code, ETIMEDOUT) << res.error().message();
+    EXPECT_LT(Clock::now() - t0, 2s) << "the write is bounded by response_header_timeout";
+    server.request_stop();
+    co_await server.join();
+  }());
+}
+
 TEST(Client, TheBreakerOpensOnFailuresAndRecoversThroughATrial) {
   net::Address at;
   {

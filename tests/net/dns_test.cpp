@@ -38,21 +38,13 @@ using corio::testing::open_fds;
 // A UDP socket that takes queries and never answers.
 class SilentServer {
  public:
-  SilentServer() : fd_(::socket(AF_INET, SOCK_DGRAM, 0)) {
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    (void)::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    (void)::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
-  }
+  SilentServer() : fd_(corio::testing::bind_loopback(SOCK_DGRAM, port_)) {}
   ~SilentServer() { ::close(fd_); }
   std::string server() const { return "127.0.0.1:" + std::to_string(port_); }
 
  private:
+  std::uint16_t port_ = 0;  // before fd_: bind_loopback writes it
   int fd_;
-  std::uint16_t port_ = 0;
 };
 
 // A listener on `ip`:port whose accept queue is full: the kernel drops further SYNs, so a connect to it

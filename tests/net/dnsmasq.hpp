@@ -20,44 +20,55 @@ extern char** environ;
 
 namespace corio::testing {
 
-// A port free on 127.0.0.1 for `type` right now.
-inline std::uint16_t free_port(int type) {
-  int fd = ::socket(AF_INET, type, 0);
+inline sockaddr_in loopback_address(std::uint16_t port) {
   sockaddr_in a{};
   a.sin_family = AF_INET;
+  a.sin_port = htons(port);
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return a;
+}
+
+// A new socket of `type` bound to 127.0.0.1:port (0: a free port, written back to `port`); -1 (errno
+// kept) when the port is taken.
+inline int bind_loopback(int type, std::uint16_t& port) {
+  const int fd = ::socket(AF_INET, type, 0);
+  sockaddr_in a = loopback_address(port);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    const int err = errno;
+    ::close(fd);
+    errno = err;
+    return -1;
+  }
   socklen_t len = sizeof a;
-  (void)::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
   (void)::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
+  port = ntohs(a.sin_port);
+  return fd;
+}
+
+// A port free on 127.0.0.1 for `type` right now.
+inline std::uint16_t free_port(int type) {
+  std::uint16_t port = 0;
+  ::close(bind_loopback(type, port));
+  return port;
 }
 
 // A port free on 127.0.0.1 for UDP and TCP both (a DNS server binds both).
 inline std::uint16_t free_dns_port() {
   for (int i = 0; i < 50; ++i) {
-    const std::uint16_t port = free_port(SOCK_DGRAM);
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    const bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-    ::close(fd);
-    if (free) return port;
+    std::uint16_t port = free_port(SOCK_DGRAM);
+    if (const int tcp = bind_loopback(SOCK_STREAM, port); tcp >= 0) {
+      ::close(tcp);
+      return port;
+    }
   }
   return free_port(SOCK_DGRAM);
 }
 
 inline bool udp_port_taken(std::uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  const bool taken = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 && errno == EADDRINUSE;
+  const int fd = bind_loopback(SOCK_DGRAM, port);
+  if (fd < 0) return errno == EADDRINUSE;
   ::close(fd);
-  return taken;
+  return false;
 }
 
 // Records: db.test (127.0.0.1 and ::1, TTL 1 s), v4only.test (no AAAA), long.test (TTL 3600 s), a/b/c.test;
