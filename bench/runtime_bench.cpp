@@ -4,8 +4,11 @@
 //   build/release/bench/runtime-bench [--benchmark_filter=...]
 #include <benchmark/benchmark.h>
 #include <liburing.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "corio/runtime/channel.hpp"
@@ -24,10 +27,10 @@ using corio::task;
 // Runs `body(state)` as a coroutine on reactor 0 of a runtime of `reactors` reactors, reactor i pinned to
 // CPU i.
 template <class Body>
-void on_reactor(benchmark::State& state, Body body, unsigned reactors = 1) {
+void on_reactor(benchmark::State& state, Body body, unsigned reactors = 1, corio::BackendOptions backend = {}) {
   std::vector<int> cpus;
   for (unsigned i = 0; i < reactors; ++i) cpus.push_back(static_cast<int>(i));
-  corio::Runtime rt({.reactors = reactors, .cpus = std::move(cpus)});
+  corio::Runtime rt({.reactors = reactors, .cpus = std::move(cpus), .backend = backend});
   rt.run(body(state));
 }
 
@@ -137,6 +140,66 @@ void NopRoundTrip_RawLiburing(benchmark::State& state) {
   io_uring_queue_exit(&ring);
 }
 BENCHMARK(NopRoundTrip_RawLiburing)->UseRealTime();
+
+// The NOP round trip on a ring with SQPOLL: submission costs no system call, completion still does.
+void NopRoundTrip_Sqpoll(benchmark::State& state) {
+  on_reactor(
+      state,
+      [](benchmark::State& s) -> task<void> {
+        for (auto _ : s) benchmark::DoNotOptimize(co_await corio::nop());
+      },
+      1, {.sqpoll = true, .sqpoll_cpu = 1});
+}
+BENCHMARK(NopRoundTrip_Sqpoll)->UseRealTime();
+
+// submit_to reactor 1 (CPU 1) and back, with busy polling of range(0) us on both reactors (0: off, each
+// side sleeps in io_uring_enter and is woken by MSG_RING). The floor without corio is EventfdPingPong.
+void SubmitToRoundTrip(benchmark::State& state) {
+  corio::BackendOptions backend;
+  backend.busy_poll = std::chrono::microseconds(state.range(0));
+  on_reactor(
+      state,
+      [](benchmark::State& s) -> task<void> {
+        int sum = 0;
+        for (auto _ : s) sum += co_await corio::submit_to(1, [] { return 1; });
+        benchmark::DoNotOptimize(sum);
+      },
+      2, backend);
+}
+BENCHMARK(SubmitToRoundTrip)->Arg(0)->Arg(50)->UseRealTime();
+
+// Two threads pinned to CPUs 0 and 1 bouncing a count over two eventfds (blocking reads): the wake-up
+// floor of this machine, without corio.
+void EventfdPingPong(benchmark::State& state) {
+  const int ping = ::eventfd(0, EFD_CLOEXEC);
+  const int pong = ::eventfd(0, EFD_CLOEXEC);
+  auto pin = [](int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+  };
+  std::thread peer([&] {
+    pin(1);
+    std::uint64_t v = 0;
+    while (::read(ping, &v, sizeof v) == sizeof v && v != ~std::uint64_t{0} - 1) {
+      (void)!::write(pong, &v, sizeof v);
+    }
+  });
+  pin(0);
+  std::uint64_t v = 1;
+  for (auto _ : state) {  // NOLINT(clang-analyzer-deadcode.DeadStores): Google Benchmark's loop
+    (void)!::write(ping, &v, sizeof v);
+    (void)!::read(pong, &v, sizeof v);
+    v = 1;
+  }
+  v = ~std::uint64_t{0} - 1;  // the largest value an eventfd write accepts: the peer's signal to stop
+  (void)!::write(ping, &v, sizeof v);
+  peer.join();
+  ::close(ping);
+  ::close(pong);
+}
+BENCHMARK(EventfdPingPong)->UseRealTime();
 
 // 64 NOPs in flight from 64 coroutines: what batching buys (one io_uring_enter per loop turn).
 void NopBatched64(benchmark::State& state) {

@@ -50,6 +50,14 @@ inline bool parse_disable(std::string_view list, BackendOptions& out) {
   return true;
 }
 
+// --enable a,b=N: switches on each named opt-in feature (see corio::switch_on).
+inline bool parse_enable(std::string_view list, BackendOptions& out) {
+  for (const std::string& name : split_list(list)) {
+    if (!switch_on(out, name)) return false;
+  }
+  return true;
+}
+
 // A client's "--flag VALUE" pairs: text flags taken as given, numbers checked against [min, max], and
 // `other` for the rest (nullopt: unknown; false: invalid). On a mistake, prints which flag and the usage line to
 // stderr and returns false.

@@ -24,9 +24,10 @@ std::optional<ServerFlags> parse_flags(int argc, char** argv, const char* name, 
     for (const std::string& e : extra) own += " [" + e + " VALUE]";
     std::fprintf(stderr,
                  "usage: %s [--listen ADDR] [--reuse-port] [--reactors N] [--max-conns N] [--idle-timeout SECONDS]\n"
-                 "       [--drain-timeout SECONDS] [--backend uring|epoll] [--disable FEATURE,...] [--metrics HOST:PORT]%s%s\n"
-                 "features: %s\n",
-                 name, with_frames ? " [--max-frame BYTES]" : "", own.c_str(), kFeatureNames);
+                 "       [--drain-timeout SECONDS] [--backend uring|epoll] [--disable FEATURE,...] [--enable FEATURE,...]\n"
+                 "       [--metrics HOST:PORT]%s%s\n"
+                 "features to disable: %s\nfeatures to enable: %s\n",
+                 name, with_frames ? " [--max-frame BYTES]" : "", own.c_str(), kFeatureNames, kOptInFeatureNames);
     return std::nullopt;
   };
   for (int i = 1; i < argc; ++i) {
@@ -35,7 +36,8 @@ std::optional<ServerFlags> parse_flags(int argc, char** argv, const char* name, 
       f.reuse_port = true;
       continue;
     }
-    const bool known = flag == "--listen" || flag == "--backend" || flag == "--disable" || flag == "--reactors" ||
+    const bool known = flag == "--listen" || flag == "--backend" || flag == "--disable" || flag == "--enable" ||
+                       flag == "--reactors" ||
                        flag == "--max-conns" || flag == "--idle-timeout" || flag == "--drain-timeout" || flag == "--metrics" ||
                        (with_frames && flag == "--max-frame") ||
                        std::find(extra.begin(), extra.end(), flag) != extra.end();
@@ -50,6 +52,7 @@ std::optional<ServerFlags> parse_flags(int argc, char** argv, const char* name, 
     else if (flag == "--metrics") ok = net::Address::parse(value).ok(), f.metrics = value;
     else if (flag == "--backend") ok = parse_backend(value, f.backend.kind);
     else if (flag == "--disable") ok = parse_disable(value, f.backend);
+    else if (flag == "--enable") ok = parse_enable(value, f.backend);
     else if (flag == "--reactors") ok = parse_number(value, 1024, n), f.reactors = static_cast<unsigned>(n);
     else if (flag == "--max-conns") ok = parse_number(value, 10'000'000, n), f.max_conns = static_cast<std::uint32_t>(n);
     else if (flag == "--idle-timeout") ok = parse_number(value, 86400, n), f.idle_timeout = std::chrono::seconds(n);

@@ -24,7 +24,7 @@ struct ServerFlags {
   std::chrono::seconds drain_timeout{5};
   std::string metrics;                            // --metrics HOST:PORT: a Prometheus endpoint there
   std::uint32_t max_frame = 16u << 20;            // frame-server only
-  BackendOptions backend;                         // --backend uring|epoll, --disable FEATURES
+  BackendOptions backend;                         // --backend uring|epoll, --disable/--enable FEATURES
   std::map<std::string, std::string> extra;       // an example's own flags, by name ("--cert")
 };
 

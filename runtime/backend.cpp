@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <algorithm>
+#include <charconv>
 #include <mutex>
 #include <stdexcept>
 #include <system_error>
@@ -21,7 +22,7 @@ std::optional<BackendOptions::Kind> parse_backend_kind(std::string_view name) {
 
 const char* const kFeatureNames =
     "provided-buffers,multishot-recv,fixed-buffers,send-zc,fixed-files,single-issuer,defer-taskrun,coop-taskrun,msg-ring,"
-    "register-ring-fd,multishot-accept";
+    "register-ring-fd,multishot-accept,recv-bundle";
 
 bool switch_off(BackendOptions& o, std::string_view feature) {
   bool BackendOptions::*const fields[] = {&BackendOptions::provided_buffers, &BackendOptions::multishot_recv,
@@ -29,7 +30,8 @@ bool switch_off(BackendOptions& o, std::string_view feature) {
                                           &BackendOptions::fixed_files,
                                           &BackendOptions::single_issuer,    &BackendOptions::defer_taskrun,
                                           &BackendOptions::coop_taskrun,     &BackendOptions::msg_ring,
-                                          &BackendOptions::register_ring_fd, &BackendOptions::multishot_accept};
+                                          &BackendOptions::register_ring_fd, &BackendOptions::multishot_accept,
+                                          &BackendOptions::recv_bundle};
   std::string_view names = kFeatureNames;
   for (bool BackendOptions::*field : fields) {
     std::string_view name = names.substr(0, names.find(','));
@@ -40,6 +42,30 @@ bool switch_off(BackendOptions& o, std::string_view feature) {
     }
   }
   return false;
+}
+
+const char* const kOptInFeatureNames = "busy-poll[=US],sqpoll[=IDLE_MS],napi[=US]";
+
+bool switch_on(BackendOptions& o, std::string_view feature) {
+  const std::size_t eq = feature.find('=');
+  const std::string_view name = feature.substr(0, eq);
+  unsigned value = 0;
+  if (eq != std::string_view::npos) {
+    const std::string_view text = feature.substr(eq + 1);
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc{} || end != text.data() + text.size() || value == 0) return false;
+  }
+  if (name == "busy-poll") {
+    o.busy_poll = std::chrono::microseconds(value != 0 ? value : 50);
+  } else if (name == "sqpoll") {
+    o.sqpoll = true;
+    if (value != 0) o.sqpoll_idle = std::chrono::milliseconds(value);
+  } else if (name == "napi") {
+    o.napi_busy_poll = std::chrono::microseconds(value != 0 ? value : 50);
+  } else {
+    return false;
+  }
+  return true;
 }
 
 std::unique_ptr<Backend> make_backend(const BackendOptions& options) {

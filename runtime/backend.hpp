@@ -34,6 +34,9 @@ struct BackendOptions {
   // Receive buffers: a provided buffer ring the kernel picks from (5.19+), else buffers taken per read.
   bool provided_buffers = true;
   bool multishot_recv = true;  // one armed receive for many completions (6.0+)
+  // Receive bundles (IORING_RECVSEND_BUNDLE, 6.10): one completion fills several ring buffers when more
+  // than one buffer's worth has arrived; the backend hands them to the receive one by one.
+  bool recv_bundle = true;
   BufferPoolOptions buffers;
   bool fixed_buffers = true;  // register FixedBuffers with the kernel (io_uring_register_buffers)
   FixedBufferOptions fixed;
@@ -46,12 +49,27 @@ struct BackendOptions {
   bool fixed_files = true;
   unsigned fixed_file_slots = 16384;
   bool multishot_accept = true;  // one armed accept for many connections (5.19+)
+
+  // Opt-in, for latency at the price of CPU (switch_on names them):
+  // Busy polling: a reactor with nothing to do keeps polling its backend for up to this long before it
+  // sleeps in the kernel, so a completion or a message from another reactor is taken in microseconds
+  // instead of after a wake-up. The spin is not counted as busy in Reactor::utilisation().
+  std::chrono::microseconds busy_poll{0};
+  // SQPOLL: a kernel thread per ring takes submissions as they are queued (no io_uring_enter to submit)
+  // and sleeps after `sqpoll_idle` without work. It excludes DEFER_TASKRUN; its CPU time is the process's.
+  bool sqpoll = false;
+  std::chrono::milliseconds sqpoll_idle{10};
+  int sqpoll_cpu = -1;  // pin the SQPOLL thread to this CPU (IORING_SETUP_SQ_AFF); -1: not pinned
+  // NAPI busy polling (IORING_REGISTER_NAPI, 6.9+): the kernel polls the NIC queues of the sockets the
+  // ring waits on for up to this long. Only devices with NAPI gain (a real NIC; loopback has none).
+  std::chrono::microseconds napi_busy_poll{0};
 };
 
 // What the running backend offers operations, after probing the kernel and applying the options. Each is
 // off where the kernel lacks it or an option switched it off; describe() says which and why.
 struct Features {
   bool multishot_recv = false;  // IORING_RECV_MULTISHOT with the buffer ring
+  bool recv_bundle = false;     // IORING_RECVSEND_BUNDLE on receives from the buffer ring
   bool send_zc = false;         // IORING_OP_SEND_ZC
   bool send_zc_report = false;  // IORING_SEND_ZC_REPORT_USAGE: the kernel says when it copied anyway
   std::size_t send_zc_threshold = 0;
@@ -68,6 +86,7 @@ struct BackendStats {
   std::uint64_t submitted = 0;       // operations handed to the backend (retries of multishot ones too)
   std::uint64_t completed = 0;       // completions delivered to operations
   std::uint64_t cancels = 0;         // cancellations asked for
+  std::uint64_t bundles = 0;         // receive completions that filled more than one buffer
 };
 
 class Backend {
@@ -109,6 +128,10 @@ class Backend {
   // and completes every operation whose result arrived.
   virtual void poll(std::optional<std::chrono::nanoseconds> timeout) = 0;
 
+  // False only when poll(zero) would neither submit nor complete anything, known without a system call:
+  // a busy-polling reactor spins on it in user space. A backend that cannot tell says true.
+  virtual bool may_have_events() const noexcept { return true; }
+
   // Interrupts poll() from any thread.
   virtual void wake() noexcept = 0;
   // Interrupts `target`'s poll() from this backend's own thread, if this backend has a cheaper way than
@@ -129,11 +152,15 @@ std::unique_ptr<Backend> make_epoll_backend(const BackendOptions& options);  // 
 
 // Switches off one feature by name, to compare with and without it: provided-buffers, multishot-recv,
 // fixed-buffers, send-zc, fixed-files, single-issuer, defer-taskrun, coop-taskrun, msg-ring, register-ring-fd,
-// multishot-accept.
+// multishot-accept, recv-bundle.
 // False for an unknown name.
 bool switch_off(BackendOptions& options, std::string_view feature);
 // The names switch_off() knows, comma-separated (for usage messages).
 extern const char* const kFeatureNames;
+// Switches on one opt-in feature: busy-poll[=US] (50 us if no value), sqpoll[=IDLE_MS], napi[=US] (50 us).
+// False for an unknown name or a malformed value.
+bool switch_on(BackendOptions& options, std::string_view feature);
+extern const char* const kOptInFeatureNames;
 
 // Parses "uring" / "epoll" (the --backend flags and CORIO_BACKEND); nullopt for anything else.
 std::optional<BackendOptions::Kind> parse_backend_kind(std::string_view name);

@@ -13,7 +13,7 @@ thread_local Reactor* this_thread_reactor = nullptr;
 }
 
 Reactor::Reactor(unsigned id, Runtime* runtime, const BackendOptions& options)
-    : id_(id), runtime_(runtime), backend_(make_backend(options)) {}
+    : id_(id), runtime_(runtime), backend_(make_backend(options)), busy_poll_(options.busy_poll) {}
 
 Reactor::~Reactor() {
   while (Message* m = inbox_.pop()) m->discard();
@@ -45,8 +45,9 @@ void detail::finish_detached(PromiseBase& p) noexcept {
 
 void Reactor::post(Message* m) noexcept {
   inbox_.push(m);
-  // Only the first post after the reactor drained its inbox needs to wake it.
-  if (!wake_pending_.exchange(true)) wake();
+  // Only the first post after the reactor drained its inbox needs to wake it, and only if it is not busy
+  // polling: a spinning reactor sees wake_pending_ (spin() checks it again after it stops spinning).
+  if (!wake_pending_.exchange(true) && !spinning_.load()) wake();
 }
 
 void Reactor::request_stop() noexcept {
@@ -82,23 +83,61 @@ Clock::duration Reactor::thread_cpu_time() noexcept {
   return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
 }
 
+// Spins are counted in wall time (no system call on the way to the work found): a preempted spin may count
+// more than it cost, so the result is kept from going back.
+Clock::duration Reactor::busy_cpu() const noexcept {
+  busy_cpu_ = std::max(busy_cpu_, thread_cpu_time() - spun_);
+  return busy_cpu_;
+}
+
 double Reactor::utilisation() const noexcept {
   const Clock::time_point now = Clock::now();
   if (now - window_start_ < std::chrono::milliseconds(200)) return utilisation_;
-  return std::clamp(std::chrono::duration<double>(thread_cpu_time() - window_cpu_) / std::chrono::duration<double>(now - window_start_),
+  return std::clamp(std::chrono::duration<double>(busy_cpu() - window_cpu_) / std::chrono::duration<double>(now - window_start_),
                     0.0, 1.0);
 }
 
 double Reactor::busy_seconds() const noexcept {
   // Read on the reactor's own thread (a scrape runs there): its CPU time.
-  return std::chrono::duration<double>(thread_cpu_time() - started_cpu_).count();
+  return std::chrono::duration<double>(busy_cpu() - started_cpu_).count();
 }
+
 double Reactor::running_seconds() const noexcept { return std::chrono::duration<double>(Clock::now() - started_).count(); }
+
+// Busy polling: polls the backend without sleeping until something arrives (true) or busy_poll_ (or the
+// next timer) passes; `timeout` is then cut by the time spun. The rounds that found nothing count as idle.
+bool Reactor::spin(std::optional<std::chrono::nanoseconds>& timeout) {
+  const Clock::time_point start = Clock::now();
+  Clock::time_point end = start + busy_poll_;
+  if (timeout && start + *timeout < end) end = start + *timeout;
+  const std::uint64_t completed = backend_->stats().completed;
+  spinning_.store(true);
+  Clock::time_point round = start;
+  for (;;) {
+    if (backend_->may_have_events()) backend_->poll(std::chrono::nanoseconds::zero());
+    if (backend_->stats().completed != completed || !ready_.empty() || wake_pending_.load(std::memory_order_relaxed) ||
+        stopping_.load(std::memory_order_relaxed)) {
+      break;
+    }
+    const Clock::time_point now = Clock::now();
+    if (now >= end) {
+      spinning_.store(false);
+      if (wake_pending_.load()) break;  // posted while spinning_ was still set: no wake-up is coming
+      spun_ += now - start;
+      if (timeout) timeout = std::max(*timeout - (now - start), std::chrono::nanoseconds::zero());
+      return false;
+    }
+    round = now;
+  }
+  spinning_.store(false, std::memory_order_relaxed);
+  spun_ += round - start;
+  return true;
+}
 
 void Reactor::run() {
   this_thread_reactor = this;
   started_ = Clock::now();
-  started_cpu_ = window_cpu_ = thread_cpu_time();
+  started_cpu_ = window_cpu_ = busy_cpu();
   while (!stopping_.load(std::memory_order_acquire)) {
     ++turns_;
     run_ready();
@@ -111,11 +150,15 @@ void Reactor::run() {
     } else if (auto next = timers_.next_deadline()) {
       timeout = *next <= now ? std::chrono::nanoseconds::zero() : *next - now;  // no overflow for time_point::min()
     }
-    backend_->poll(timeout);
+    if (timeout && timeout->count() == 0) {
+      if (backend_->may_have_events()) backend_->poll(timeout);
+    } else if (busy_poll_.count() == 0 || !spin(timeout)) {
+      backend_->poll(timeout);
+    }
     // Busy is the thread's CPU time, the kernel's work for it included: with io_uring much of a server's
     // work (sends, receives) runs inside io_uring_enter, so the time spent in poll() is not idle time.
     if (now - window_start_ >= std::chrono::milliseconds(100)) {
-      const Clock::duration cpu = thread_cpu_time();
+      const Clock::duration cpu = busy_cpu();
       utilisation_ = std::clamp(std::chrono::duration<double>(cpu - window_cpu_) / std::chrono::duration<double>(now - window_start_),
                                 0.0, 1.0);
       window_start_ = now;

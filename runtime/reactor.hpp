@@ -56,7 +56,7 @@ class Reactor {
   // still in the kernel are waited for: per-reactor services (a resolver) end there, on this thread.
   void at_stop(std::function<void()> f) { at_stop_.push_back(std::move(f)); }
   // The fraction of the last ~100 ms this reactor's thread was on a CPU (its CPU time, the kernel's work
-  // for it included, read once per window); load shedding reads it. After a long sleep in the backend
+  // for it included, less busy polling that found nothing, read once per window); load shedding reads it. After a long sleep in the backend
   // (no turn ended the window), it is measured afresh. Call on the reactor's thread.
   double utilisation() const noexcept;
   // For metrics: loop turns, seconds since run() began and of them busy (this thread's CPU time, the
@@ -73,6 +73,8 @@ class Reactor {
   void run_messages() noexcept;
   void shutdown() noexcept;
   void wake() noexcept;
+  bool spin(std::optional<std::chrono::nanoseconds>& timeout);
+  Clock::duration busy_cpu() const noexcept;
 
   unsigned id_;
   Runtime* runtime_;
@@ -85,9 +87,13 @@ class Reactor {
   MessageQueue inbox_;
   std::atomic<bool> wake_pending_{false};
   std::atomic<bool> stopping_{false};
+  Clock::duration busy_poll_;
+  std::atomic<bool> spinning_{false};  // busy polling: a post needs no wake-up
+  Clock::duration spun_{};  // busy polling that found nothing: CPU time that is not work
+  mutable Clock::duration busy_cpu_{};
   static Clock::duration thread_cpu_time() noexcept;
   Clock::time_point window_start_{};
-  Clock::duration window_cpu_{};
+  Clock::duration window_cpu_{};  // busy_cpu() at window_start_
   double utilisation_ = 0;
   std::uint64_t turns_ = 0;
   std::uint64_t messages_ = 0;

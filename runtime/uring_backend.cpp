@@ -3,6 +3,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -61,6 +62,7 @@ class ProvidedBufferRing final : public BufferPool {
     }
     io_uring_buf_ring_init(br_);
     mask_ = io_uring_buf_ring_mask(entries);
+    position_.resize(entries);
     add_slab(options_.limit);
   }
   ~ProvidedBufferRing() override {
@@ -69,12 +71,19 @@ class ProvidedBufferRing final : public BufferPool {
   }
   bool kernel_selects() const noexcept override { return true; }
   std::uint16_t group() const noexcept override { return group_; }
+  // The ring entry buffer `id` was last published at, and the buffer at an entry: a bundle that began
+  // with `id` holds the buffers of the entries after it. (An entry is rewritten only once the whole ring
+  // has been published again, which cannot happen while the bundle's buffers are out.)
+  std::uint16_t entry_of(std::uint16_t id) const noexcept { return position_[id]; }
+  std::uint16_t at_entry(unsigned entry) const noexcept { return br_->bufs[entry & static_cast<unsigned>(mask_)].bid; }
 
  private:
   void publish(std::uint16_t id) noexcept override {
+    position_[id] = br_->tail;
     io_uring_buf_ring_add(br_, data(id), buffer_size(), id, mask_, 0);
     io_uring_buf_ring_advance(br_, 1);
   }
+  std::vector<std::uint16_t> position_;  // by buffer id: its ring entry when last published (tail, mod 2^16)
   io_uring* ring_;
   io_uring_buf_ring* br_ = nullptr;
   std::size_t bytes_ = 0;
@@ -128,6 +137,7 @@ class UringBackend final : public Backend {
       throw std::system_error(err, std::generic_category(), "eventfd for reactor wake-ups");
     }
     if (options.register_ring_fd && io_uring_register_ring_fd(&ring_) == 1) ring_fd_registered_ = true;
+    if (options.napi_busy_poll.count() > 0) register_napi(options.napi_busy_poll);
     msg_ring_ = options.msg_ring && opcode_supported(IORING_OP_MSG_RING);
     setup_buffers(options);
     timespecs_.resize(*ring_.sq.kring_entries);
@@ -148,9 +158,11 @@ class UringBackend final : public Backend {
     s += "; wake=";
     s += msg_ring_ ? "msg_ring" : "eventfd";
     if (ring_fd_registered_) s += "; registered ring fd";
+    s += napi_note_;
     s += "; buffers: ";
     s += buffers_note_;
     s += features_.multishot_recv ? "; multishot recv" : "; multishot recv off";
+    s += bundles_ ? "; recv bundles" : "; recv bundles off";
     s += "; fixed buffers ";
     s += fixed_->status();
     if (features_.send_zc) s += "; send_zc from " + std::to_string(features_.send_zc_threshold) + " B";
@@ -190,6 +202,8 @@ class UringBackend final : public Backend {
     ++stats_.submitted;
     io_uring_sqe* sqe = next_sqe();
     op.prepare(*sqe);
+    // A receive from the buffer ring becomes a bundle: complete() hands out its buffers one by one.
+    if (bundles_ && sqe->opcode == IORING_OP_RECV && (sqe->flags & IOSQE_BUFFER_SELECT)) sqe->ioprio |= IORING_RECVSEND_BUNDLE;
     const std::uint64_t key = take_slot(op);
     op.set_submission(key);
     io_uring_sqe_set_data64(sqe, key);
@@ -282,6 +296,12 @@ class UringBackend final : public Backend {
     dispatch();
   }
 
+  bool may_have_events() const noexcept override {
+    // IORING_SQ_TASKRUN: completions wait as task work (DEFER_TASKRUN, COOP_TASKRUN) for an io_uring_enter.
+    return !taskrun_flag_ || pending_pos_ < pending_.size() || io_uring_sq_ready(&ring_) > 0 ||
+           io_uring_cq_ready(&ring_) > 0 || (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_TASKRUN) != 0;
+  }
+
   void wake() noexcept override {
     std::uint64_t one = 1;
     // EAGAIN means the counter is already non-zero: a wake-up is pending anyway.
@@ -358,6 +378,11 @@ class UringBackend final : public Backend {
   void setup(const BackendOptions& o) {
     const unsigned cq = IORING_SETUP_CQSIZE;
     std::vector<SetupTrial> trials;
+    if (o.sqpoll) {
+      // SQPOLL excludes DEFER_TASKRUN; SINGLE_ISSUER then names the SQPOLL thread as the submitter.
+      if (o.single_issuer) trials.push_back({IORING_SETUP_SQPOLL | IORING_SETUP_SINGLE_ISSUER, "SQPOLL SINGLE_ISSUER"});
+      trials.push_back({IORING_SETUP_SQPOLL, "SQPOLL"});
+    }
     if (o.single_issuer && o.defer_taskrun && o.coop_taskrun) {
       trials.push_back({IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_COOP_TASKRUN,
                         "SINGLE_ISSUER DEFER_TASKRUN COOP_TASKRUN"});
@@ -377,10 +402,21 @@ class UringBackend final : public Backend {
     for (std::size_t i = 0; i < trials.size();) {
       io_uring_params p{};
       p.flags = trials[i].flags | cq;
+      // A busy-polling reactor learns of completions waiting as task work from the SQ ring's flags.
+      if (o.busy_poll.count() > 0 && (p.flags & (IORING_SETUP_COOP_TASKRUN | IORING_SETUP_DEFER_TASKRUN))) {
+        p.flags |= IORING_SETUP_TASKRUN_FLAG;
+      }
+      if ((p.flags & IORING_SETUP_SQPOLL) && o.sqpoll_cpu >= 0) p.flags |= IORING_SETUP_SQ_AFF;
       p.cq_entries = cq_entries;
+      p.sq_thread_idle = static_cast<unsigned>(o.sqpoll_idle.count());
+      p.sq_thread_cpu = static_cast<unsigned>(std::max(o.sqpoll_cpu, 0));
       last = io_uring_queue_init_params(o.ring_entries, &ring_, &p);
       if (last == 0) {
         setup_names_ = trials[i].names;
+        sqpoll_ = (trials[i].flags & IORING_SETUP_SQPOLL) != 0;
+        taskrun_flag_ = (p.flags & IORING_SETUP_TASKRUN_FLAG) != 0;
+        if (o.sqpoll && !sqpoll_) setup_names_ += " (SQPOLL refused)";
+        if (sqpoll_) setup_names_ += " idle " + std::to_string(o.sqpoll_idle.count()) + " ms";
         if (cq_entries < o.cq_entries) {
           cq_note_ = "; CQ cut to " + std::to_string(cq_entries) + " entries (RLIMIT_MEMLOCK; raise it for " +
                      std::to_string(o.cq_entries) + ")";
@@ -405,7 +441,9 @@ class UringBackend final : public Backend {
       buffers_note_ = "taken per read (provided buffers switched off)";
     } else {
       try {
-        buffers_ = std::make_unique<ProvidedBufferRing>(ring_, o.buffers, 0);
+        auto ring = std::make_unique<ProvidedBufferRing>(ring_, o.buffers, 0);
+        ring_buffers_ = ring.get();
+        buffers_ = std::move(ring);
         buffers_note_ = "provided ring of up to " + shape;
       } catch (const std::system_error& e) {
         buffers_note_ = std::string("taken per read (") + e.what() + ")";
@@ -414,6 +452,14 @@ class UringBackend final : public Backend {
     if (!buffers_) buffers_ = std::make_unique<BufferPool>(o.buffers);
     // Multishot receive (6.0) cannot be probed by opcode: RecvStream falls back on its first EINVAL.
     features_.multishot_recv = o.multishot_recv && buffers_->kernel_selects();
+    // Bundles (6.10) are probed on the eventfd, with the ring's group: ENOTSOCK where the flag is known.
+    bundles_ = o.recv_bundle && ring_buffers_ != nullptr && flag_known([fd = wake_fd_, group = ring_buffers_->group()](io_uring_sqe* sqe) {
+      io_uring_prep_recv(sqe, fd, nullptr, 0, 0);
+      sqe->flags |= IOSQE_BUFFER_SELECT;
+      sqe->buf_group = group;
+      sqe->ioprio |= IORING_RECVSEND_BUNDLE;
+    });
+    features_.recv_bundle = bundles_;
     if (o.fixed_buffers) fixed_ = std::make_unique<RegisteredBuffers>(ring_, o.fixed);
     else fixed_ = std::make_unique<FixedBuffers>(o.fixed, "not registered (switched off)");
     features_.send_zc = o.send_zc && opcode_supported(IORING_OP_SEND_ZC);
@@ -434,6 +480,15 @@ class UringBackend final : public Backend {
       slot_fds_.assign(o.fixed_file_slots, -1);
       for (unsigned i = 0; i < o.fixed_file_slots; ++i) free_slots_.push_back(static_cast<int>(i));
     }
+  }
+
+  // Refused on kernels before 6.9 (EINVAL); harmless where no socket has a NAPI id (loopback).
+  void register_napi(std::chrono::microseconds busy_poll) {
+    corio_uring_napi napi{};
+    napi.busy_poll_to = static_cast<__u32>(busy_poll.count());
+    const long ret = ::syscall(__NR_io_uring_register, ring_.ring_fd, IORING_REGISTER_NAPI, &napi, 1);
+    napi_note_ = ret == 0 ? "; napi busy poll " + std::to_string(busy_poll.count()) + " us"
+                          : std::string("; napi off (IORING_REGISTER_NAPI: ") + std::strerror(errno) + ")";
   }
 
   // Flags without an opcode of their own (send_zc usage reports, 6.2; multishot accept, 5.19) are probed
@@ -468,6 +523,7 @@ class UringBackend final : public Backend {
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
     while (sqe == nullptr) {  // SQ full: hand what is queued to the kernel and take a fresh slot
       flush();
+      if (sqpoll_) io_uring_sqring_wait(&ring_);  // the SQPOLL thread frees slots as it takes them
       sqe = io_uring_get_sqe(&ring_);
     }
     return sqe;
@@ -487,6 +543,10 @@ class UringBackend final : public Backend {
   }
 
   void complete(std::uint64_t user_data, int res, std::uint32_t flags) {
+    if ((flags & IORING_CQE_F_BUFFER) && res > static_cast<int>(buffers_->buffer_size()) && bundles_) {
+      split_bundle(user_data, res, flags);
+      return;
+    }
     if (user_data & kSlotTag) {
       const std::uint32_t i = index_of(user_data);
       const bool last = !(flags & IORING_CQE_F_MORE);  // a multishot operation goes on
@@ -505,6 +565,25 @@ class UringBackend final : public Backend {
     } else if (user_data > kEventfd) {  // a MSG_RING to this peer failed
       ++stats_.wake_failures;
       reinterpret_cast<UringBackend*>(user_data)->wake();  // NOLINT(performance-no-int-to-ptr)
+    }
+  }
+
+  // A bundle: `res` bytes in consecutive ring buffers from the one `flags` names. Each buffer is delivered
+  // as a completion of its own (all but the last with IORING_CQE_F_MORE), so operations never see
+  // bundles; one whose owner goes while they are delivered leaves the rest to settle as an orphan's.
+  void split_bundle(std::uint64_t user_data, int res, std::uint32_t flags) {
+    const auto first = static_cast<std::uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
+    // Read before any delivery: a buffer given back on the way is published at a new entry.
+    const unsigned entry = ring_buffers_->entry_of(first);
+    const int size = static_cast<int>(buffers_->buffer_size());
+    const std::uint32_t low = flags & ((1U << IORING_CQE_BUFFER_SHIFT) - 1) & ~std::uint32_t{IORING_CQE_F_MORE};
+    ++stats_.bundles;
+    for (unsigned k = 0; res > 0; ++k) {
+      const int part = std::min(res, size);
+      res -= part;
+      const std::uint32_t more = res > 0 ? IORING_CQE_F_MORE : flags & IORING_CQE_F_MORE;
+      const std::uint16_t id = ring_buffers_->at_entry(entry + k);
+      complete(user_data, part, (std::uint32_t{id} << IORING_CQE_BUFFER_SHIFT) | low | more);
     }
   }
 
@@ -532,13 +611,18 @@ class UringBackend final : public Backend {
 
   io_uring ring_{};
   std::unique_ptr<BufferPool> buffers_;
+  ProvidedBufferRing* ring_buffers_ = nullptr;  // buffers_, when it is a kernel ring
+  bool bundles_ = false;                        // IORING_RECVSEND_BUNDLE on buffer-ring receives
   std::unique_ptr<FixedBuffers> fixed_;
   std::vector<__kernel_timespec> timespecs_;  // link timeouts' deadlines, one per SQ slot
   std::vector<int> slot_fds_;  // what each file-table update reads at submission
   std::deque<int> free_slots_;
   std::string files_note_;
   std::string buffers_note_;
-  const char* setup_names_ = "";
+  std::string setup_names_;
+  std::string napi_note_;
+  bool sqpoll_ = false;
+  bool taskrun_flag_ = false;  // IORING_SETUP_TASKRUN_FLAG: may_have_events() can look without a syscall
   std::string cq_note_;
   int wake_fd_ = -1;
   std::uint64_t wake_count_ = 0;

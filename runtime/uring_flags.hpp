@@ -9,3 +9,20 @@
 #ifndef IORING_NOTIF_USAGE_ZC_COPIED
 #define IORING_NOTIF_USAGE_ZC_COPIED (1U << 31)
 #endif
+
+// 6.9: NAPI busy polling for the sockets a ring waits on (io_uring_register_napi is newer than liburing 2.3).
+#ifndef IORING_REGISTER_NAPI
+#define IORING_REGISTER_NAPI 27
+#endif
+struct corio_uring_napi {  // struct io_uring_napi
+  __u32 busy_poll_to;      // microseconds
+  __u8 prefer_busy_poll;
+  __u8 pad[3];
+  __u64 resv;
+};
+
+// 6.10: a buffer-selecting receive may fill several ring buffers in one completion (a bundle): the
+// completion names the first; the others are the ring entries after it, in order.
+#ifndef IORING_RECVSEND_BUNDLE
+#define IORING_RECVSEND_BUNDLE (1U << 4)
+#endif

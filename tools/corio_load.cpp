@@ -414,7 +414,8 @@ int usage() {
   std::fprintf(stderr,
                "usage: corio-load [--target ADDR] [--mode echo|frame|http] [--conns N] [--size BYTES]\n"
                "                  [--duration S] [--warmup S] [--pipeline N] [--rate REQ_PER_S] [--reactors N]\n"
-               "                  [--path /P] [--backend uring|epoll] [--disable FEATURE,...] [--json]\n"
+               "                  [--path /P] [--backend uring|epoll] [--disable FEATURE,...] [--enable FEATURE,...]\n"
+               "                  [--json]\n"
                "                  [--tls [--tls-ca FILE] [--tls-name NAME] [--alpn P1,P2]]\n"
                "                  [--client [--resolver HOST:PORT]]   (http mode through http::Client; --target may be a name)\n");
   return 2;
@@ -461,6 +462,7 @@ int main(int argc, char** argv) {
     else if (flag == "--path") ok = v[0] == '/', f.path = v;
     else if (flag == "--backend") ok = examples::parse_backend(v, f.backend.kind);
     else if (flag == "--disable") ok = examples::parse_disable(v, f.backend);
+    else if (flag == "--enable") ok = examples::parse_enable(v, f.backend);
     else if (flag == "--tls-ca") f.tls_ca = v;
     else if (flag == "--tls-name") f.tls_name = v;
     else if (flag == "--alpn") f.alpn = v;

@@ -179,7 +179,7 @@ TEST(Backend, EveryFeatureCanBeSwitchedOff) {
   std::string chosen = rt.run([]() -> task<std::string> { co_return Reactor::current()->backend().describe(); }());
   EXPECT_EQ(chosen,
             "io_uring: no setup flags; wake=eventfd; buffers: taken per read (provided buffers switched off); "
-            "multishot recv off; fixed buffers not registered (switched off); send_zc off; fixed files off (switched off); "
+            "multishot recv off; recv bundles off; fixed buffers not registered (switched off); send_zc off; fixed files off (switched off); "
             "multishot accept off");
   int v = rt.run([]() -> task<int> {
     co_await nop();
