@@ -105,16 +105,19 @@ task<std::vector<Row>> tour(corio::Runtime& rt, Clock::duration budget) {
 int main(int argc, char** argv) {
   unsigned reactors = 0;
   double seconds = 1.0;
-  corio::BackendOptions::Kind backend = corio::BackendOptions::Kind::automatic;
+  corio::BackendOptions backend;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--reactors") == 0 && i + 1 < argc) {
       reactors = static_cast<unsigned>(std::strtoul(argv[++i], nullptr, 10));
     } else if (std::strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
       seconds = std::strtod(argv[++i], nullptr);
     } else if (std::strcmp(argv[i], "--backend") == 0 && i + 1 < argc && corio::parse_backend_kind(argv[i + 1])) {
-      backend = *corio::parse_backend_kind(argv[++i]);
+      backend.kind = *corio::parse_backend_kind(argv[++i]);
+    } else if (std::strcmp(argv[i], "--enable") == 0 && i + 1 < argc && corio::switch_on(backend, argv[i + 1])) {
+      ++i;  // e.g. --enable busy-poll: the cross-reactor call without wake-ups
     } else {
-      std::fprintf(stderr, "usage: %s [--reactors N] [--seconds S] [--backend uring|epoll]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--reactors N] [--seconds S] [--backend uring|epoll] [--enable %s]\n", argv[0],
+                   corio::kOptInFeatureNames);
       return 2;
     }
   }
@@ -123,7 +126,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    corio::Runtime rt({.reactors = reactors, .backend = {.kind = backend}});
+    corio::Runtime rt({.reactors = reactors, .backend = backend});
     std::printf("corio runtime tour: %u reactors\n\n", rt.size());
     std::printf("| reactor | cpu | backend |\n|---|---|---|\n");
     for (unsigned i = 0; i < rt.size(); ++i) {
