@@ -121,6 +121,22 @@ int main() {
   } catch (const std::exception& e) {
     std::printf("  backend           none: %s\n", e.what());
   }
+  // The opt-in features, switched on together: what the kernel took of them (SQPOLL, the NAPI note).
+  try {
+    corio::BackendOptions opt_in;
+    corio::switch_on(opt_in, "busy-poll");
+    corio::switch_on(opt_in, "sqpoll");
+    corio::switch_on(opt_in, "napi");
+    corio::Runtime rt({.reactors = 1, .backend = opt_in});
+    std::string chosen = rt.run([]() -> corio::task<std::string> {
+      co_return corio::Reactor::current()->backend().describe();
+    }());
+    std::string napi = chosen.find("napi") != std::string::npos ? chosen.substr(chosen.find("napi")) : "napi: not reported";
+    napi = napi.substr(0, napi.find("; "));
+    std::printf("  --enable sqpoll,napi: %s; %s\n", chosen.substr(0, chosen.find(';')).c_str(), napi.c_str());
+  } catch (const std::exception& e) {
+    std::printf("  --enable sqpoll,napi: refused: %s\n", e.what());
+  }
   std::string why;
   const bool ktls = corio::tls::Context::kernel_tls_available(&why);
   std::printf("  kernel TLS        %s\n", ktls ? "yes: TLS streams hand their records to the kernel" : ("no: " + why).c_str());
