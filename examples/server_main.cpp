@@ -25,7 +25,7 @@ std::optional<ServerFlags> parse_flags(int argc, char** argv, const char* name, 
     std::fprintf(stderr,
                  "usage: %s [--listen ADDR] [--reuse-port] [--reactors N] [--max-conns N] [--idle-timeout SECONDS]\n"
                  "       [--drain-timeout SECONDS] [--backend uring|epoll] [--disable FEATURE,...] [--enable FEATURE,...]\n"
-                 "       [--metrics HOST:PORT]%s%s\n"
+                 "       [--accept reuse-port|least-loaded] [--metrics HOST:PORT]%s%s\n"
                  "features to disable: %s\nfeatures to enable: %s\n",
                  name, with_frames ? " [--max-frame BYTES]" : "", own.c_str(), kFeatureNames, kOptInFeatureNames);
     return std::nullopt;
@@ -38,7 +38,7 @@ std::optional<ServerFlags> parse_flags(int argc, char** argv, const char* name, 
     }
     const bool known = flag == "--listen" || flag == "--backend" || flag == "--disable" || flag == "--enable" ||
                        flag == "--reactors" ||
-                       flag == "--max-conns" || flag == "--idle-timeout" || flag == "--drain-timeout" || flag == "--metrics" ||
+                       flag == "--max-conns" || flag == "--accept" || flag == "--idle-timeout" || flag == "--drain-timeout" || flag == "--metrics" ||
                        (with_frames && flag == "--max-frame") ||
                        std::find(extra.begin(), extra.end(), flag) != extra.end();
     if (!known || i + 1 >= argc) {
@@ -53,7 +53,11 @@ std::optional<ServerFlags> parse_flags(int argc, char** argv, const char* name, 
     else if (flag == "--backend") ok = parse_backend(value, f.backend.kind);
     else if (flag == "--disable") ok = parse_disable(value, f.backend);
     else if (flag == "--enable") ok = parse_enable(value, f.backend);
-    else if (flag == "--reactors") ok = parse_number(value, 1024, n), f.reactors = static_cast<unsigned>(n);
+    else if (flag == "--accept") {
+      const std::string_view v = value;
+      ok = v == "reuse-port" || v == "least-loaded";
+      f.accept = v == "least-loaded" ? net::ServerOptions::Accept::least_loaded : net::ServerOptions::Accept::reuse_port;
+    }    else if (flag == "--reactors") ok = parse_number(value, 1024, n), f.reactors = static_cast<unsigned>(n);
     else if (flag == "--max-conns") ok = parse_number(value, 10'000'000, n), f.max_conns = static_cast<std::uint32_t>(n);
     else if (flag == "--idle-timeout") ok = parse_number(value, 86400, n), f.idle_timeout = std::chrono::seconds(n);
     else if (flag == "--drain-timeout") ok = parse_number(value, 3600, n), f.drain_timeout = std::chrono::seconds(n);
@@ -87,7 +91,7 @@ int run_server(int argc, char** argv, const char* name, bool with_frames,
     Runtime rt({.reactors = flags->reactors, .backend = flags->backend});
     return rt.run([&]() -> task<int> {
       if (hooks.start) co_await hooks.start();
-      auto server = net::Server::start(*addr, handler, {.max_conns = flags->max_conns, .share_port = flags->reuse_port});
+      auto server = net::Server::start(*addr, handler, {.max_conns = flags->max_conns, .share_port = flags->reuse_port, .accept = flags->accept});
       if (!server) {
         std::fprintf(stderr, "%s: %s%s\n", name, server.error().message().c_str(),
                      server.error().code == EADDRINUSE ? "; --reuse-port shares the port with it" : "");

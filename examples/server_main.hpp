@@ -18,6 +18,7 @@ namespace corio::examples {
 struct ServerFlags {
   std::string listen = "127.0.0.1:7000";
   bool reuse_port = false;                        // --reuse-port: share a port another server listens on
+  net::ServerOptions::Accept accept{};            // --accept reuse-port|least-loaded: how reactors get connections
   unsigned reactors = 0;                          // 0: one per CPU
   std::uint32_t max_conns = 0;                    // 0: no limit
   std::chrono::seconds idle_timeout{0};           // 0: none

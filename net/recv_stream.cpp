@@ -7,54 +7,65 @@
 #include <sys/socket.h>
 
 #include <new>
+#include <vector>
 
 #include "corio/runtime/reactor.hpp"
 
 namespace corio::net {
 
+struct RecvStream::Rare final : BufferWaiter {
+  explicit Rare(RecvStream& s) noexcept : stream(&s) {}
+  void buffers_available() noexcept override { stream->buffers_available(); }
+  RecvStream* stream;
+  std::vector<Item> spill;  // arrivals beyond the ring, in order
+};
+
 RecvStream::RecvStream(const TcpStream& stream)
-    : stream_(stream),
-      pool_(&Reactor::current()->backend().buffers()),
-      multishot_(Reactor::current()->backend().features().multishot_recv) {
+    : stream_(stream), multishot_(Reactor::current()->backend().features().multishot_recv) {
   if (stream.is_open()) slot_ = Reactor::current()->backend().register_file(stream.fd());
 }
 
 RecvStream::~RecvStream() {
   retire();  // an armed receive is left to the backend, with the buffer it holds (leftovers())
   if (TimerEntry::armed()) Reactor::current()->timers().disarm(*this);
-  if (waiting_buffers_) pool_->unwait(*this);
+  BufferPool& pool = RecvStream::pool();
+  if (waiting_buffers_) pool.unwait(*rare_);
   while (count_ > 0) {
     Item item = pop();
-    if (item.res > 0) pool_->give_back(item.buf);
+    if (item.res > 0) pool.give_back(item.buf);
   }
-  if (held_ >= 0) pool_->give_back(static_cast<std::uint16_t>(held_));
+  if (held_ >= 0) pool.give_back(static_cast<std::uint16_t>(held_));
   if (slot_ >= 0) Reactor::current()->backend().unregister_file(slot_);
 }
 
+BufferPool& RecvStream::pool() noexcept { return Reactor::current()->backend().buffers(); }
+
 void RecvStream::prepare(io_uring_sqe& sqe) noexcept {
   const int fd = slot_ >= 0 ? slot_ : stream_->fd();
-  if (!pool_->kernel_selects()) {
-    io_uring_prep_recv(&sqe, fd, pool_->data(static_cast<std::uint16_t>(held_)), pool_->buffer_size(), 0);
+  BufferPool& pool = RecvStream::pool();
+  if (!pool.kernel_selects()) {
+    io_uring_prep_recv(&sqe, fd, pool.data(static_cast<std::uint16_t>(held_)), pool.buffer_size(), 0);
   } else {
     if (multishot_) io_uring_prep_recv_multishot(&sqe, fd, nullptr, 0, 0);
     else io_uring_prep_recv(&sqe, fd, nullptr, 0, 0);  // length 0: the picked buffer's
     sqe.flags |= IOSQE_BUFFER_SELECT;
-    sqe.buf_group = pool_->group();
+    sqe.buf_group = pool.group();
   }
   if (slot_ >= 0) sqe.flags |= IOSQE_FIXED_FILE;
 }
 
 int RecvStream::perform() noexcept {
+  BufferPool& pool = RecvStream::pool();
   if (held_ < 0) {
     try {
-      held_ = pool_->take();
+      held_ = pool.take();
     } catch (const std::exception&) {
       return -ENOMEM;
     }
   }
-  ssize_t n = ::recv(stream_->fd(), pool_->data(static_cast<std::uint16_t>(held_)), pool_->buffer_size(), MSG_DONTWAIT);
+  ssize_t n = ::recv(stream_->fd(), pool.data(static_cast<std::uint16_t>(held_)), pool.buffer_size(), MSG_DONTWAIT);
   if (n < 0 && errno == EAGAIN) {
-    pool_->give_back(static_cast<std::uint16_t>(std::exchange(held_, -1)));  // wait holding nothing
+    pool.give_back(static_cast<std::uint16_t>(std::exchange(held_, -1)));  // wait holding nothing
     return -EAGAIN;
   }
   return n >= 0 ? static_cast<int>(n) : -errno;
@@ -89,28 +100,31 @@ void RecvStream::arm() {
     wake();
     return;
   }
-  if (!pool_->kernel_selects() && held_ < 0) held_ = pool_->take();
+  if (held_ < 0 && !pool().kernel_selects()) held_ = pool().take();
   armed_ = true;
+  pausing_ = false;
   submit_on_current_reactor();
 }
 
 void RecvStream::complete(int res, std::uint32_t flags) noexcept {
+  BufferPool& pool = RecvStream::pool();
   int buf = -1;
   if (flags & IORING_CQE_F_BUFFER) {
     buf = static_cast<int>(flags >> IORING_CQE_BUFFER_SHIFT);
-    pool_->lend();
+    pool.lend();
   } else if (held_ >= 0) {
     buf = std::exchange(held_, -1);
   }
-  if (res <= 0 && buf >= 0) pool_->give_back(static_cast<std::uint16_t>(std::exchange(buf, -1)));
+  if (res <= 0 && buf >= 0) pool.give_back(static_cast<std::uint16_t>(std::exchange(buf, -1)));
   if (!(flags & IORING_CQE_F_MORE)) {
     armed_ = false;
     settled();
   }
   if (res == -ECANCELED || res == -ENOBUFS || (res == -EINVAL && multishot_)) {
-    if (res == -ENOBUFS && !pool_->grow()) {  // the ring is at its size: wait for buffers to come back
+    if (res == -ENOBUFS && !pool.grow()) {  // the ring is at its size: wait for buffers to come back
+      if (!rare_) rare_ = std::make_unique<Rare>(*this);
       waiting_buffers_ = true;
-      pool_->wait(*this);
+      pool.wait(*rare_);
       return;
     }
     if (res == -EINVAL) multishot_ = false;  // this kernel has no multishot receive
@@ -123,7 +137,8 @@ void RecvStream::complete(int res, std::uint32_t flags) noexcept {
   if (res > 0) detail::net_metrics().received.add(static_cast<std::uint64_t>(res));
   if (res <= 0) {
     end_res_ = res;
-  } else if (count_ >= kMaxQueued && armed_) {
+  } else if (count_ >= kMaxQueued && armed_ && !pausing_) {
+    pausing_ = true;
     reactor().backend().cancel(*this);  // pause until the reader catches up
   }
   wake();
@@ -157,41 +172,63 @@ void RecvStream::cancel_on_home() noexcept {
 
 void RecvStream::push(Item item) {
   if (count_ < kMaxQueued) {
-    ring_[(head_ + count_) % kMaxQueued] = item;
+    const std::size_t at = (head_ + count_) % kMaxQueued;
+    ring_res_[at] = item.res;
+    ring_buf_[at] = item.buf;
   } else {
-    if (!spill_) spill_ = std::make_unique<std::vector<Item>>();
-    spill_->push_back(item);
+    if (!rare_) rare_ = std::make_unique<Rare>(*this);
+    rare_->spill.push_back(item);
   }
   ++count_;
 }
 
 RecvStream::Item RecvStream::pop() noexcept {
-  Item item = ring_[head_];
-  head_ = static_cast<std::uint16_t>((head_ + 1) % kMaxQueued);
+  Item item{ring_res_[head_], ring_buf_[head_]};
+  head_ = static_cast<std::uint8_t>((head_ + 1) % kMaxQueued);
   --count_;
-  if (spill_ && !spill_->empty()) {  // the ring had kMaxQueued: refill its freed slot from the spill, in order
-    ring_[(head_ + kMaxQueued - 1) % kMaxQueued] = spill_->front();
-    spill_->erase(spill_->begin());
+  if (count_ >= kMaxQueued) {  // the ring was full: refill its freed slot from the spill, in order
+    std::vector<Item>& spill = rare_->spill;
+    const std::size_t at = (head_ + kMaxQueued - 1) % kMaxQueued;
+    ring_res_[at] = spill.front().res;
+    ring_buf_[at] = spill.front().buf;
+    spill.erase(spill.begin());
   }
   return item;
 }
 
-Result<RecvBuffer> RecvStream::take() {
-  int res;
-  std::uint16_t buf = 0;
+// The next result: bytes (`buf` set), 0 at the end of the stream, or -errno.
+int RecvStream::take_raw(std::uint16_t& buf) noexcept {
   if (count_ > 0) {
     Item item = pop();
-    res = item.res;
     buf = item.buf;
-  } else if (cancelled_) {
-    res = -ECANCELED;
-  } else if (timed_out_) {
-    res = -ETIMEDOUT;
-  } else {
-    res = end_res_;
+    timed_out_ = cancelled_ = false;  // this result is the one status() reports
+    return item.res;
   }
-  if (res > 0) return RecvBuffer(*pool_, buf, static_cast<std::uint32_t>(res));
+  if (cancelled_) return -ECANCELED;
+  if (timed_out_) return -ETIMEDOUT;
+  return end_res_;
+}
+
+Result<RecvBuffer> RecvStream::take() {
+  std::uint16_t buf = 0;
+  const int res = take_raw(buf);
+  if (res > 0) return RecvBuffer(pool(), buf, static_cast<std::uint32_t>(res));
   if (res == 0) return RecvBuffer();
+  return io_error(*stream_, "read from", res);
+}
+
+bool RecvStream::take_into(RecvBuffer& out) noexcept {
+  out.release();
+  std::uint16_t buf = 0;
+  const int res = take_raw(buf);
+  if (res <= 0) return false;
+  out = RecvBuffer(pool(), buf, static_cast<std::uint32_t>(res));
+  return true;
+}
+
+Result<void> RecvStream::status() const {
+  const int res = cancelled_ ? -ECANCELED : timed_out_ ? -ETIMEDOUT : end_res_;
+  if (res >= 0) return {};
   return io_error(*stream_, "read from", res);
 }
 

@@ -16,6 +16,8 @@
 //     if (!chunk || chunk->empty()) break;          // error, timeout, or end of stream
 //     co_await conn.write_all(chunk->bytes());      // the buffer returns to the pool when chunk goes
 //   }
+// next_into(buffer) is the same receive for a frame that many idle connections keep: it yields a bool and
+// leaves no Result in the frame while it waits (status() says why it returned false).
 #pragma once
 #include <array>
 #include <cstdint>
@@ -29,7 +31,7 @@
 
 namespace corio::net {
 
-class RecvStream final : public Operation, private TimerEntry, private BufferWaiter {
+class RecvStream final : public Operation, private TimerEntry {
  public:
   static constexpr std::size_t kMaxQueued = 4;
 
@@ -50,13 +52,34 @@ class RecvStream final : public Operation, private TimerEntry, private BufferWai
     }
     Result<RecvBuffer> await_resume() { return s_->take(); }
 
-   private:
+   protected:
     RecvStream* s_;
+
+   private:
     Clock::time_point deadline_;
   };
   // The next bytes received: an empty buffer at end of stream; ETIMEDOUT after `deadline` (the receive
   // stays armed), ECANCELED when the awaiting task is stopped, the socket's error otherwise.
   Next next(Clock::time_point deadline = Clock::time_point::max()) noexcept { return Next(*this, deadline); }
+
+  class NextInto : private Next {
+   public:
+    NextInto(RecvStream& s, RecvBuffer& out, Clock::time_point deadline) noexcept : Next(s, deadline), out_(&out) {}
+    using Next::await_ready;
+    using Next::await_suspend;
+    bool await_resume() noexcept { return s_->take_into(*out_); }
+
+   private:
+    RecvBuffer* out_;
+  };
+  // next() into `out` (what it held goes back to the pool first): true with bytes; false at the end of the
+  // stream, on ETIMEDOUT, ECANCELED or the socket's error, which status() then gives.
+  NextInto next_into(RecvBuffer& out, Clock::time_point deadline = Clock::time_point::max()) noexcept {
+    return NextInto(*this, out, deadline);
+  }
+  // Why next_into() last returned false: ok at the end of the stream, else the error next() would have
+  // returned.
+  Result<void> status() const;
   // Whether the kernel keeps this receive armed across completions.
   bool multishot() const noexcept { return multishot_; }
 
@@ -65,6 +88,9 @@ class RecvStream final : public Operation, private TimerEntry, private BufferWai
     int res;            // bytes, 0 at end of stream, or -errno
     std::uint16_t buf;  // pool buffer when res > 0
   };
+  // What only a stream that ran ahead of its reader, or out of pool buffers, needs: out of line, so that
+  // every connection does not carry it.
+  struct Rare;
   void prepare(io_uring_sqe& sqe) noexcept override;
   int perform() noexcept override;
   Readiness readiness() const noexcept override;
@@ -73,29 +99,34 @@ class RecvStream final : public Operation, private TimerEntry, private BufferWai
   void resume_after_cancel() noexcept override { std::exchange(waiter_, {}).resume(); }
   Leftovers leftovers() noexcept override;
   void fire() noexcept override;  // deadline, or a stop seen while not armed
-  void buffers_available() noexcept override;
+  void buffers_available() noexcept;
   bool wait(std::coroutine_handle<> waiter, const std::stop_token* token, Clock::time_point deadline);
   void arm();
   void push(Item item);
   Item pop() noexcept;
   void wake() noexcept;
+  int take_raw(std::uint16_t& buf) noexcept;
   Result<RecvBuffer> take();
+  bool take_into(RecvBuffer& out) noexcept;
+  static BufferPool& pool() noexcept;  // the reactor's: not a member, a few bytes per connection
 
+  // (Laid out for size: every idle connection holds one.)
   StreamRef stream_;
-  BufferPool* pool_;
+  std::unique_ptr<Rare> rare_;
   // Arrivals not yet read: a small ring in place (no allocation per connection), spilling rarely.
-  std::array<Item, kMaxQueued> ring_{};
-  std::unique_ptr<std::vector<Item>> spill_;  // rarely needed: a pointer, not a vector, per connection
-  std::uint16_t head_ = 0;
-  std::uint16_t count_ = 0;
-  int held_ = -1;     // buffer taken for a read we issue ourselves
-  int slot_ = -1;     // the socket in the reactor's file table (io_uring), while this stream lives
-  int end_res_ = 1;   // once <= 0: the stream ended (0) or failed (-errno); next() repeats it
-  bool armed_ = false;
-  bool multishot_;
-  bool waiting_buffers_ = false;
-  bool timed_out_ = false;
-  bool cancelled_ = false;
+  std::array<int, kMaxQueued> ring_res_{};  // Item's fields apart: no padding
+  std::array<std::uint16_t, kMaxQueued> ring_buf_{};
+  std::uint8_t head_ = 0;  // < kMaxQueued
+  bool armed_ : 1 = false;
+  bool multishot_ : 1;
+  bool waiting_buffers_ : 1 = false;
+  bool timed_out_ : 1 = false;
+  bool cancelled_ : 1 = false;
+  bool pausing_ : 1 = false;  // cancelled to pause: one cancel, however many buffers a bundle still brings
+  std::uint16_t count_ = 0;  // in the ring, then in the spill
+  int held_ = -1;            // buffer taken for a read we issue ourselves
+  int slot_ = -1;            // the socket in the reactor's file table (io_uring), while this stream lives
+  int end_res_ = 1;          // once <= 0: the stream ended (0) or failed (-errno); next() repeats it
 };
 
 }  // namespace corio::net

@@ -55,11 +55,11 @@ corio::detail::ChildTask run_connection(Served served, ConnectionLimiter::Permit
   (void)permit;
 }
 
-// The loop under serve() and Server: `start(TcpStream, Permit)` makes each connection's child task.
+// The loop under serve() and Server: calls `start(TcpStream&&, Permit)` for each connection it admits, and
+// returns when stopped or when the listener closes (the connections are the caller's to join).
 template <class Start>
 task<void> accept_loop(const TcpListener& listener, ConnectionLimiter& limiter, ServerCounters& counters, Start start) {
   using std::chrono::milliseconds;
-  TaskScope connections;
   AcceptStream accepts(listener);
   milliseconds backoff{0};  // while other accept errors persist
   for (;;) {
@@ -92,24 +92,33 @@ task<void> accept_loop(const TcpListener& listener, ConnectionLimiter& limiter, 
       net_metrics().shed.add();
       continue;  // shed: the stream closes here
     }
-    connections.adopt(start(std::move(*conn), std::move(*permit)));
+    start(std::move(*conn), std::move(*permit));
   }
-  // A stop (now or later) reaches the connections through the join; a closed listener lets them finish.
-  co_await connections.join();
 }
 }  // namespace detail
 
 // `handler` must outlive the loop and every connection it serves.
 template <class Handler>
 task<void> serve(const TcpListener& listener, Handler& handler, ConnectionLimiter& limiter, ServerCounters& counters) {
-  return detail::accept_loop(listener, limiter, counters, [&handler](TcpStream conn, ConnectionLimiter::Permit permit) {
-    return detail::run_connection(handler(std::move(conn)), std::move(permit));
+  TaskScope connections;
+  co_await detail::accept_loop(listener, limiter, counters, [&](TcpStream&& conn, ConnectionLimiter::Permit permit) {
+    connections.adopt(detail::run_connection(handler(std::move(conn)), std::move(permit)));
   });
+  // A stop (now or later) reaches the connections through the join; a closed listener lets them finish.
+  co_await connections.join();
 }
 
 struct ServerOptions {
+  // How a connection finds its reactor. reuse_port: a listener on every reactor (SO_REUSEPORT), the kernel
+  // picking one by a hash of the connection's addresses, which leaves reactors unevenly loaded when the
+  // connections are few or long-lived. least_loaded: one listener, on the first reactor, hands each
+  // connection to the reactor serving the fewest of this server's (a message to that reactor: a hop more
+  // per connection).
+  enum class Accept : std::uint8_t { reuse_port, least_loaded };
+
   std::uint32_t max_conns = 0;  // beyond it connections are closed at once (shed); 0: no limit
   bool share_port = false;      // join a port another server listens on (a rolling restart)
+  Accept accept = Accept::reuse_port;
   SocketOptions accepted;       // applied to every accepted socket
 };
 
@@ -120,10 +129,9 @@ struct ServerShard;
 // A connection as a Server's handler sees it: its stream, and whether it is between requests. A handler
 // that has requests calls idle() before waiting for the next one and busy() once it is here; one that
 // calls neither (a byte stream such as echo) stays busy, and shutdown() lets it run until its deadline.
-class Connection {
+// (It owns the handler's task: the handler's frame is the only coroutine frame an idle connection keeps.)
+class Connection final : private corio::detail::TaskOwner {
  public:
-  Connection(TcpStream stream, detail::ServerShard& shard) noexcept;
-  ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
@@ -139,18 +147,30 @@ class Connection {
   void busy() noexcept { idle_ = false; }
   // Whether the server is shutting down: a handler may say so to its client ("Connection: close").
   bool draining() const noexcept;
+  // The reactor (its id) this connection was given to, where its handler runs.
+  unsigned reactor() const noexcept;
 
  private:
   friend struct detail::ServerShard;
+  Connection(TcpStream&& stream, detail::ServerShard& shard, ConnectionLimiter::Permit permit) noexcept;
+  ~Connection();
+  void run(task<void> work) noexcept;
+  std::coroutine_handle<> task_ended(corio::detail::PromiseBase& task) noexcept override;
+
   TcpStream stream_;
   detail::ServerShard* shard_;
   Connection* prev_ = nullptr;
   Connection* next_ = nullptr;
+  std::coroutine_handle<> task_;  // the handler's, then linger()'s after a drain
+  ConnectionLimiter::Permit permit_;
   bool idle_ = false;
+  bool threw_ = false;
+  bool lingered_ = false;
 };
 
-// Server: serve() on one listener per reactor of the current runtime (SO_REUSEPORT, one port), each
-// connection's handler a child of its reactor's accept loop, and Go's Shutdown semantics.
+// Server: serve() on one listener per reactor of the current runtime (SO_REUSEPORT, one port), or one
+// listener handing connections to the least loaded reactor (ServerOptions::accept), each connection's
+// handler a child of its reactor's accept loop, and Go's Shutdown semantics.
 //   auto server = Server::start(*Address::parse("127.0.0.1:7000"), [](Connection& c) -> task<void> {...});
 //   bool in_time = co_await (*server)->shutdown(Clock::now() + 5s);
 // Create, shut down and destroy it on one reactor. Destroying it without shutdown() stops everything at
@@ -167,6 +187,9 @@ class Server {
   const Address& address() const noexcept;
   const ServerCounters& counters() const noexcept;
   const ConnectionLimiter& limiter() const noexcept;
+  // The connections each reactor serves now, by reactor id (those handed to it and on their way included):
+  // how evenly the load is spread. Any thread.
+  std::vector<std::uint32_t> connections_per_reactor() const;
 
   // Stops accepting (the listeners close: new connections are refused), ends the connections that are
   // idle now (see Connection::idle) or become idle, lets busy ones finish until `deadline`, then stops
@@ -185,6 +208,7 @@ class Server {
   struct State;
   explicit Server(std::shared_ptr<State> state);
   static task<void> serve_on(std::shared_ptr<State> state, unsigned reactor);
+  static task<void> serve_shard(std::shared_ptr<State> state, detail::ServerShard& shard);
   std::shared_ptr<State> state_;  // shared with the accept loops, which may outlive this object briefly
   TaskScope loops_;
   bool closed_ = false;

@@ -30,8 +30,13 @@ struct ConnectImpl : Operation {
     return err == 0 ? 0 : -err;
   }
   Readiness readiness() const noexcept override { return {fd, EPOLLOUT}; }
+  // The kernel copies the address when it takes the submission, which may come after a frame destroyed
+  // right after queueing it: lent, so that abandoning waits for the kernel.
+  std::span<const char> lent() const noexcept override {
+    return {reinterpret_cast<const char*>(to.sockaddr_ptr()), static_cast<std::size_t>(to.length())};
+  }
   int fd;
-  Address to;  // read by the kernel: lives as long as the operation
+  Address to;
   bool started = false;
 };
 

@@ -147,6 +147,9 @@ class TcpStream {
   void reset_on_close() const noexcept;
 
   int fd() const noexcept { return fd_; }
+  // Gives the descriptor up without closing it (to hand it to another reactor): only while no operation
+  // uses the stream.
+  int release() noexcept { return std::exchange(fd_, -1); }
   bool is_open() const noexcept { return fd_ >= 0; }
   const Address& peer() const noexcept { return peer_; }
   // write_all() sends plainly from now on: the kernel reported a zero-copy send on this connection as copied,

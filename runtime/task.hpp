@@ -20,13 +20,30 @@ class task;
 
 namespace detail {
 
+struct PromiseBase;
+
+// Told when a task it owns (own()) ends, in place of an awaiter: it takes the task's exception, if any,
+// destroys the frame and returns the coroutine to run next (noop_coroutine() for none). net::Server's
+// connections are owned so: the handler's frame is the only one a connection keeps.
+class TaskOwner {
+ public:
+  virtual std::coroutine_handle<> task_ended(PromiseBase& task) noexcept = 0;
+
+ protected:
+  ~TaskOwner() = default;
+};
+
 // What every corio coroutine frame holds besides its result.
 struct PromiseBase {
-  std::coroutine_handle<> continuation;  // resumed when this task ends; null when detached (spawn)
+  std::coroutine_handle<> continuation;  // resumed when this task ends; null when nobody awaits it
   std::stop_token stop_token;            // ambient cancellation, inherited from the awaiter
   std::exception_ptr exception;
-  // Detached tasks are linked into their reactor's list, so shutdown can destroy them.
-  PromiseBase* detached_prev = nullptr;
+  // A task nobody awaits is either detached (spawn, a scope's child: linked in a TaskList, so that whoever
+  // holds the list can destroy it; `self` set) or owned (`owner` told when it ends; `self` null).
+  union {
+    PromiseBase* detached_prev = nullptr;
+    TaskOwner* owner;
+  };
   PromiseBase* detached_next = nullptr;
   std::coroutine_handle<> self;  // set for detached tasks only
 
@@ -82,6 +99,7 @@ struct FinalAwaiter {
   std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
     PromiseBase& p = h.promise();
     if (p.continuation) return p.continuation;
+    if (!p.self) return p.owner->task_ended(p);
     finish_detached(p);
     return std::noop_coroutine();
   }
@@ -171,6 +189,19 @@ task<T> detail::Promise<T>::get_return_object() noexcept {
 inline task<void> detail::Promise<void>::get_return_object() noexcept {
   return task<void>(std::coroutine_handle<Promise<void>>::from_promise(*this));
 }
+
+namespace detail {
+// Hands `t` to `owner`, stopped by `token`: nobody awaits it; resume the handle to start it. Should the owner
+// go before the task ends, it destroys the frame through the handle.
+template <class T>
+std::coroutine_handle<> own(task<T> t, TaskOwner& owner, std::stop_token token) noexcept {
+  auto h = t.release();
+  PromiseBase& p = h.promise();
+  p.owner = &owner;
+  p.stop_token = std::move(token);
+  return h;
+}
+}  // namespace detail
 
 // Awaitable that yields the calling task's ambient stop token.
 struct CurrentStopToken {

@@ -1,6 +1,7 @@
 """Idle connections cost the echo server almost nothing: 10,000 connections, each after one 64-byte round
 trip, on one reactor; the server's resident memory is read from /proc before and after.
-usage: idle_memory_test.py ECHO_SERVER_BIN MAX_KIB_PER_CONNECTION [server flags...]"""
+usage: idle_memory_test.py ECHO_SERVER_BIN MAX_KIB_PER_CONNECTION [server flags...]
+The bound is the smaller of MAX_KIB_PER_CONNECTION and this backend's entry in BOUND_KIB."""
 import os
 import resource
 import socket
@@ -9,6 +10,11 @@ import sys
 import harness
 
 CONNS = 10_000
+# Issue 18, clang 19 release build: an idle echo connection is its handler's frame (384 B: RecvStream 216,
+# the rest the coroutine's), its Connection (96 B, the only other allocation) and the backend's slot for the
+# armed receive; measured 0.49 KiB on io_uring, 0.56 on epoll (whose per-descriptor state is larger). One
+# size class more anywhere (8 bytes over a boundary cost up to 64) fails this.
+BOUND_KIB = {"uring": 0.50, "epoll": 0.60}
 
 
 def rss_kib(pid):
@@ -32,6 +38,7 @@ def round_trip(s, payload):
 
 def main():
     server_bin, limit = sys.argv[1], float(sys.argv[2])
+    limit = min(limit, BOUND_KIB.get(os.environ.get("CORIO_BACKEND", ""), limit))
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     p, port = harness.start(server_bin, "--reactors", "1", *sys.argv[3:])

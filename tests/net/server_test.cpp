@@ -12,6 +12,7 @@
 #include <atomic>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <vector>
 
 #include "corio/runtime/runtime.hpp"
@@ -364,6 +365,78 @@ TEST(Server, DestroyedWithoutShutdownEndsEveryConnection) {
     EXPECT_EQ(ended, 40);
     EXPECT_TRUE(co_await eventually([&] { return *live == 0; })) << *live << " handlers still running";
   }(live));
+}
+
+// The handler's task is the connection's only frame, owned by the connection: one that ends before its
+// first suspension, or throws, ends its connection alone and releases its slot.
+TEST(Server, AHandlerThatEndsAtOnceOrThrowsCostsOnlyItsConnection) {
+  Runtime rt({.reactors = 2, .pin = false});
+  rt.run([]() -> task<void> {
+    auto calls = std::make_shared<std::atomic<int>>(0);
+    auto server = Server::start(Address::loopback_v4(0), [calls](Connection& c) -> task<void> {
+      const int n = (*calls)++;
+      if (n % 3 == 0) co_return;                                  // ends inside Server's start
+      if (n % 3 == 1) throw std::runtime_error("handler failed");  // reported on stderr
+      char b[4];
+      auto r = co_await c.stream().read_some(b);
+      if (r && *r > 0) (void)co_await c.stream().write_all(std::span(b, *r));
+    });
+    if (!server) co_return ADD_FAILURE() << server.error().message();
+    int ended = 0, echoed = 0;
+    for (int i = 0; i < 9; ++i) {
+      auto c = co_await TcpStream::connect((*server)->address(), 5s);
+      if (!c) co_return ADD_FAILURE() << c.error().message();
+      co_await eventually([&] { return *calls == i + 1; });
+      if (i % 3 < 2) {
+        ended += (co_await read_all(*c)).empty() ? 1 : 0;
+      } else {
+        (void)co_await c->write_all(std::string_view("ping"));
+        char b[4];
+        auto n = co_await c->read_exact(b, Clock::now() + 5s);
+        echoed += n && *n == 4 ? 1 : 0;
+      }
+    }
+    EXPECT_EQ(ended, 6);
+    EXPECT_EQ(echoed, 3);
+    EXPECT_TRUE(co_await eventually([&] { return (*server)->limiter().active() == 0; }));
+    for (std::uint32_t n : (*server)->connections_per_reactor()) EXPECT_EQ(n, 0u);
+    EXPECT_TRUE(co_await (*server)->shutdown(Clock::now() + 5s));
+  }());
+}
+
+// A drain ends a handler that left its client's bytes unread: the connection half-closes and drains what
+// the client sends (a close would reset it, and the client could lose the reply).
+TEST(Server, AConnectionEndedWithBytesUnreadLingersSoItsClientGetsTheReply) {
+  Runtime rt({.reactors = 1});
+  rt.run([]() -> task<void> {
+    auto server = Server::start(Address::loopback_v4(0), [](Connection& c) -> task<void> {
+      if (!co_await c.stream().write_all(std::string_view("reply"))) co_return;
+      while (!c.draining()) co_await sleep_for(1ms);  // never reads what the client sent
+    });
+    if (!server) co_return ADD_FAILURE() << server.error().message();
+    auto c = co_await TcpStream::connect((*server)->address(), 5s);
+    if (!c) co_return ADD_FAILURE() << c.error().message();
+    (void)co_await c->write_all(std::string_view("unread"));
+    co_await sleep_for(20ms);
+    TaskScope drain;
+    drain.spawn([](Server& s) -> task<void> { EXPECT_TRUE(co_await s.shutdown(Clock::now() + 5s)); }(**server));
+    std::string got;
+    char buf[16];
+    bool clean_end = false;
+    for (;;) {
+      auto n = co_await c->read_some(buf).timeout(5s);
+      if (!n) break;
+      if (*n == 0) {
+        clean_end = true;
+        break;
+      }
+      got.append(buf, *n);
+    }
+    EXPECT_EQ(got, "reply");
+    EXPECT_TRUE(clean_end) << "an end of stream, not a reset";
+    c->close();  // the linger ends
+    co_await drain.join();
+  }());
 }
 
 TEST(Server, ASecondServerOnAPortInUseIsRefused) {
