@@ -12,6 +12,7 @@
 
 #include "examples/flags.hpp"
 #include "corio/net/udp_socket.hpp"
+#include "corio/runtime/log.hpp"
 #include "corio/runtime/runtime.hpp"
 #include "corio/runtime/signal_set.hpp"
 #include "corio/runtime/task_scope.hpp"
@@ -39,7 +40,8 @@ task<void> echo(UdpSocket socket) {
     auto d = co_await rx.next();
     if (!d) {
       if (d.error().cancelled()) break;  // stopped (or the socket closed)
-      std::fprintf(stderr, "udp-echo-server: %s\n", d.error().message().c_str());  // e.g. too long: dropped
+      // e.g. too long: dropped, and said once per 10 s however many come (a flood must not flood stderr)
+      corio::log::limited(corio::log::Level::warning, "udp receive", std::chrono::seconds(10), "%s", d.error().message().c_str());
       continue;
     }
     sends.spawn(echo_one(socket, std::move(*d)));
