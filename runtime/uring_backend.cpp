@@ -198,13 +198,20 @@ class UringBackend final : public Backend {
 
   void submit(Operation& op) override {
     // A deadline is a linked timeout, which must land in the same submission as its operation.
-    if (op.has_deadline() && io_uring_sq_space_left(&ring_) < 2) flush();
+    // With SQPOLL a flush frees slots only once the kernel thread has taken them.
+    while (op.has_deadline() && io_uring_sq_space_left(&ring_) < 2) {
+      flush();
+      if (sqpoll_) io_uring_sqring_wait(&ring_);
+    }
     ++stats_.submitted;
     io_uring_sqe* sqe = next_sqe();
     op.prepare(*sqe);
-    // A receive from the buffer ring becomes a bundle: complete() hands out its buffers one by one.
-    if (bundles_ && sqe->opcode == IORING_OP_RECV && (sqe->flags & IOSQE_BUFFER_SELECT)) sqe->ioprio |= IORING_RECVSEND_BUNDLE;
     const std::uint64_t key = take_slot(op);
+    // A receive from the buffer ring becomes a bundle: complete() hands out its buffers one by one.
+    if (bundles_ && sqe->opcode == IORING_OP_RECV && (sqe->flags & IOSQE_BUFFER_SELECT)) {
+      sqe->ioprio |= IORING_RECVSEND_BUNDLE;
+      slots_[index_of(key)].bundle = 1;
+    }
     op.set_submission(key);
     io_uring_sqe_set_data64(sqe, key);
     if (!op.has_deadline()) return;
@@ -299,7 +306,8 @@ class UringBackend final : public Backend {
   bool may_have_events() const noexcept override {
     // IORING_SQ_TASKRUN: completions wait as task work (DEFER_TASKRUN, COOP_TASKRUN) for an io_uring_enter.
     return !taskrun_flag_ || pending_pos_ < pending_.size() || io_uring_sq_ready(&ring_) > 0 ||
-           io_uring_cq_ready(&ring_) > 0 || (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_TASKRUN) != 0;
+           io_uring_cq_ready(&ring_) > 0 ||
+           (IO_URING_READ_ONCE(*ring_.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0;
   }
 
   void wake() noexcept override {
@@ -329,7 +337,8 @@ class UringBackend final : public Backend {
   // One per submission in flight. Free slots form a list through next_free.
   struct Slot {
     Operation* op = nullptr;  // null once abandoned: an orphan, settled by `left`
-    std::uint32_t generation = 0;
+    std::uint32_t generation : 31 = 0;
+    std::uint32_t bundle : 1 = 0;  // submitted with IORING_RECVSEND_BUNDLE: complete() may split
     std::uint32_t next_free = kNoSlot;
     Leftovers left;
   };
@@ -347,12 +356,13 @@ class UringBackend final : public Backend {
     free_slot_ = s.next_free;
     s.op = &op;
     ++in_flight_;
-    return kSlotTag | (std::uint64_t{s.generation & 0x7fffffffU} << 32) | i;
+    return kSlotTag | (std::uint64_t{s.generation} << 32) | i;
   }
 
   void release_slot(std::uint32_t i) noexcept {
     Slot& s = slots_[i];
-    ++s.generation;  // a late cancel for the old key finds nothing
+    ++s.generation;  // a late cancel for the old key finds nothing (31 bits: wraps)
+    s.bundle = 0;
     s.op = nullptr;
     s.next_free = free_slot_;
     free_slot_ = i;
@@ -543,7 +553,9 @@ class UringBackend final : public Backend {
   }
 
   void complete(std::uint64_t user_data, int res, std::uint32_t flags) {
-    if ((flags & IORING_CQE_F_BUFFER) && res > static_cast<int>(buffers_->buffer_size()) && bundles_) {
+    // Only a bundle spans buffers: a longer result elsewhere is a length (a datagram's, with MSG_TRUNC).
+    if ((flags & IORING_CQE_F_BUFFER) && res > static_cast<int>(buffers_->buffer_size()) && (user_data & kSlotTag) &&
+        slots_[index_of(user_data)].bundle) {
       split_bundle(user_data, res, flags);
       return;
     }
@@ -570,7 +582,9 @@ class UringBackend final : public Backend {
 
   // A bundle: `res` bytes in consecutive ring buffers from the one `flags` names. Each buffer is delivered
   // as a completion of its own (all but the last with IORING_CQE_F_MORE), so operations never see
-  // bundles; one whose owner goes while they are delivered leaves the rest to settle as an orphan's.
+  // bundles. The parts go into pending_ first and are delivered from there: an owner that goes while they
+  // are delivered (abandon()) finds its last completion there rather than waiting for the ring, and the
+  // rest settle as an orphan's.
   void split_bundle(std::uint64_t user_data, int res, std::uint32_t flags) {
     const auto first = static_cast<std::uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
     // Read before any delivery: a buffer given back on the way is published at a new entry.
@@ -578,12 +592,20 @@ class UringBackend final : public Backend {
     const int size = static_cast<int>(buffers_->buffer_size());
     const std::uint32_t low = flags & ((1U << IORING_CQE_BUFFER_SHIFT) - 1) & ~std::uint32_t{IORING_CQE_F_MORE};
     ++stats_.bundles;
-    for (unsigned k = 0; res > 0; ++k) {
+    const auto at = pending_.begin() + static_cast<std::ptrdiff_t>(pending_pos_);
+    std::size_t n = 0;
+    for (unsigned k = 0; res > 0; ++k, ++n) {
       const int part = std::min(res, size);
       res -= part;
       const std::uint32_t more = res > 0 ? IORING_CQE_F_MORE : flags & IORING_CQE_F_MORE;
       const std::uint16_t id = ring_buffers_->at_entry(entry + k);
-      complete(user_data, part, (std::uint32_t{id} << IORING_CQE_BUFFER_SHIFT) | low | more);
+      parts_.push_back({user_data, part, (std::uint32_t{id} << IORING_CQE_BUFFER_SHIFT) | low | more});
+    }
+    pending_.insert(at, parts_.begin(), parts_.end());
+    parts_.clear();
+    for (const std::size_t end = pending_pos_ + n; pending_pos_ < end;) {
+      const Reaped r = pending_[pending_pos_++];
+      complete(r.user_data, r.res, r.flags);
     }
   }
 
@@ -605,7 +627,7 @@ class UringBackend final : public Backend {
       Reaped r{cqe->user_data, cqe->res, cqe->flags};
       io_uring_cqe_seen(&ring_, cqe);
       complete(r.user_data, r.res, r.flags);
-      if (!pending_.empty()) return;  // abandon() took what followed: delivered first, next turn
+      if (pending_pos_ < pending_.size()) return;  // abandon() took what followed: delivered first, next turn
     }
   }
 
@@ -631,7 +653,8 @@ class UringBackend final : public Backend {
   std::size_t in_flight_ = 0;  // slots taken
   std::vector<Slot> slots_;
   std::uint32_t free_slot_ = kNoSlot;
-  std::vector<Reaped> pending_;  // reaped out of the ring by abandon(), not yet delivered
+  std::vector<Reaped> pending_;  // reaped out of the ring by abandon(), or a bundle's parts: delivered in order
+  std::vector<Reaped> parts_;    // split_bundle()'s scratch, kept for its capacity
   std::size_t pending_pos_ = 0;
 };
 

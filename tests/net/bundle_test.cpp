@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "corio/net/recv_stream.hpp"
+#include "corio/net/udp_socket.hpp"
 #include "corio/runtime/runtime.hpp"
 #include "corio/runtime/task_scope.hpp"
 #include "corio/runtime/time.hpp"
@@ -180,6 +181,34 @@ TEST(RecvBundle, RingRunDryThenQuietSender) {
     co_return n;
   }());
   EXPECT_EQ(got, 1024u);
+}
+
+// Only a bundle spans buffers: a datagram longer than its ring buffer (a single-shot recvmsg with
+// MSG_TRUNC reports the full length) is one truncated datagram, never split into buffers the kernel did
+// not fill. (Split, it gave three errors and published buffers still in the ring a second time.)
+TEST(RecvBundle, ALongDatagramIsNoBundle) {
+  RuntimeOptions o{.reactors = 1};
+  o.backend.multishot_recv = false;  // one recvmsg per datagram, from the buffer ring
+  Runtime rt(o);
+  auto got = rt.run([]() -> task<std::string> {
+    std::string out;
+    {
+      auto server = UdpSocket::bind(Address::loopback_v4(0));
+      auto client = UdpSocket::bind(Address::loopback_v4(0));
+      if (!server || !client) throw std::runtime_error("no UDP sockets");
+      DatagramStream rx(*server);
+      (void)co_await client->send_to(server->local_address(), std::string(10000, 'y'));
+      (void)co_await client->send_to(server->local_address(), std::string_view("after"));
+      for (int i = 0; i < 2; ++i) {
+        auto d = co_await rx.next(Clock::now() + 2s);
+        out += d ? "[" + std::string(d->bytes().data(), d->size()) + "]" : "[" + std::to_string(d.error().code) + "]";
+      }
+    }
+    out += " bundles " + std::to_string(Reactor::current()->backend().stats().bundles);
+    out += " lent " + std::to_string(Reactor::current()->backend().buffers().lent());
+    co_return out;
+  }());
+  EXPECT_EQ(got, "[" + std::to_string(EMSGSIZE) + "][after] bundles 0 lent 0");
 }
 
 }  // namespace
