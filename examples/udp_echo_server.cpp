@@ -1,5 +1,6 @@
 // udp-echo-server: sends every datagram back to its sender, on one reactor per CPU.
 //   udp-echo-server [--listen 127.0.0.1:7000] [--reactors N] [--backend uring|epoll] [--disable FEATURE,...]
+//                   [--enable FEATURE,...]
 // Each reactor has its own socket on the port (SO_REUSEPORT: the kernel spreads senders over them by
 // address) and one receive loop on it: a multishot recvmsg into the reactor's buffer ring on io_uring.
 // Prints "listening on HOST:PORT" first; SIGINT/SIGTERM stops it (exit 0).
@@ -55,11 +56,12 @@ int main(int argc, char** argv) {
   std::string listen = "127.0.0.1:7000";
   unsigned long reactors = 0;
   corio::BackendOptions backend;
-  const char* usage = "[--listen ADDR] [--reactors N] [--backend uring|epoll] [--disable FEATURE,...]";
+  const char* usage = "[--listen ADDR] [--reactors N] [--backend uring|epoll] [--disable FEATURE,...] [--enable FEATURE,...]";
   bool ok = corio::examples::parse_pairs(argc, argv, {{"--listen", listen}}, {{"--reactors", reactors, 1024}}, usage,
                                          [&](std::string_view flag, const char* value) -> std::optional<bool> {
                                            if (flag == "--backend") return corio::examples::parse_backend(value, backend.kind);
                                            if (flag == "--disable") return corio::examples::parse_disable(value, backend);
+                                           if (flag == "--enable") return corio::examples::parse_enable(value, backend);
                                            return std::nullopt;
                                          });
   if (!ok) return 2;
