@@ -9,9 +9,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <fstream>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -52,13 +54,22 @@ inline std::uint16_t free_port(int type) {
   return port;
 }
 
-// A port free on 127.0.0.1 for UDP and TCP both (a DNS server binds both).
+// A port free on 127.0.0.1 for UDP and TCP both (a DNS server binds both), drawn below the kernel's
+// ephemeral range: no client connection takes its source port there (load tests running beside this one
+// leave thousands in TIME_WAIT, and a TCP bind to one of those fails).
 inline std::uint16_t free_dns_port() {
+  int low = 32768;
+  if (std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range"); range) range >> low;
+  const int first = std::max(1024, low - 12000);
+  std::minstd_rand pick(static_cast<unsigned>(::getpid()) ^ static_cast<unsigned>(std::random_device{}()));
   for (int i = 0; i < 50; ++i) {
-    std::uint16_t port = free_port(SOCK_DGRAM);
-    if (const int tcp = bind_loopback(SOCK_STREAM, port); tcp >= 0) {
-      ::close(tcp);
-      return port;
+    std::uint16_t port = static_cast<std::uint16_t>(first + static_cast<int>(pick() % static_cast<unsigned>(low - first)));
+    if (const int udp = bind_loopback(SOCK_DGRAM, port); udp >= 0) {
+      ::close(udp);
+      if (const int tcp = bind_loopback(SOCK_STREAM, port); tcp >= 0) {
+        ::close(tcp);
+        return port;
+      }
     }
   }
   return free_port(SOCK_DGRAM);
