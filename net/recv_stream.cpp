@@ -109,9 +109,10 @@ void RecvStream::arm() {
 void RecvStream::complete(int res, std::uint32_t flags) noexcept {
   BufferPool& pool = RecvStream::pool();
   int buf = -1;
+  std::uint32_t offset = 0;
   if (flags & IORING_CQE_F_BUFFER) {
     buf = static_cast<int>(flags >> IORING_CQE_BUFFER_SHIFT);
-    pool.lend();
+    offset = pool.lend(static_cast<std::uint16_t>(buf), res, flags);
   } else if (held_ >= 0) {
     buf = std::exchange(held_, -1);
   }
@@ -133,7 +134,7 @@ void RecvStream::complete(int res, std::uint32_t flags) noexcept {
     if (waiter_ && !armed_ && !cancelled_) arm();
     return;
   }
-  push({res, static_cast<std::uint16_t>(buf)});
+  push({res, static_cast<std::uint16_t>(buf), static_cast<std::uint16_t>(offset)});
   if (res > 0) detail::net_metrics().received.add(static_cast<std::uint64_t>(res));
   if (res <= 0) {
     end_res_ = res;
@@ -172,9 +173,7 @@ void RecvStream::cancel_on_home() noexcept {
 
 void RecvStream::push(Item item) {
   if (count_ < kMaxQueued) {
-    const std::size_t at = (head_ + count_) % kMaxQueued;
-    ring_res_[at] = item.res;
-    ring_buf_[at] = item.buf;
+    ring_[(head_ + count_) % kMaxQueued] = item;
   } else {
     if (!rare_) rare_ = std::make_unique<Rare>(*this);
     rare_->spill.push_back(item);
@@ -183,46 +182,40 @@ void RecvStream::push(Item item) {
 }
 
 RecvStream::Item RecvStream::pop() noexcept {
-  Item item{ring_res_[head_], ring_buf_[head_]};
+  const Item item = ring_[head_];
   head_ = static_cast<std::uint8_t>((head_ + 1) % kMaxQueued);
   --count_;
   if (count_ >= kMaxQueued) {  // the ring was full: refill its freed slot from the spill, in order
     std::vector<Item>& spill = rare_->spill;
-    const std::size_t at = (head_ + kMaxQueued - 1) % kMaxQueued;
-    ring_res_[at] = spill.front().res;
-    ring_buf_[at] = spill.front().buf;
+    ring_[(head_ + kMaxQueued - 1) % kMaxQueued] = spill.front();
     spill.erase(spill.begin());
   }
   return item;
 }
 
-// The next result: bytes (`buf` set), 0 at the end of the stream, or -errno.
-int RecvStream::take_raw(std::uint16_t& buf) noexcept {
+// The next result: bytes (in `buf` from `offset`), 0 at the end of the stream, or -errno.
+RecvStream::Item RecvStream::take_raw() noexcept {
   if (count_ > 0) {
-    Item item = pop();
-    buf = item.buf;
     timed_out_ = cancelled_ = false;  // this result is the one status() reports
-    return item.res;
+    return pop();
   }
-  if (cancelled_) return -ECANCELED;
-  if (timed_out_) return -ETIMEDOUT;
-  return end_res_;
+  if (cancelled_) return {-ECANCELED, 0, 0};
+  if (timed_out_) return {-ETIMEDOUT, 0, 0};
+  return {end_res_, 0, 0};
 }
 
 Result<RecvBuffer> RecvStream::take() {
-  std::uint16_t buf = 0;
-  const int res = take_raw(buf);
-  if (res > 0) return RecvBuffer(pool(), buf, static_cast<std::uint32_t>(res));
-  if (res == 0) return RecvBuffer();
-  return io_error(*stream_, "read from", res);
+  const Item item = take_raw();
+  if (item.res > 0) return RecvBuffer(pool(), item.buf, item.offset, static_cast<std::uint32_t>(item.res));
+  if (item.res == 0) return RecvBuffer();
+  return io_error(*stream_, "read from", item.res);
 }
 
 bool RecvStream::take_into(RecvBuffer& out) noexcept {
   out.release();
-  std::uint16_t buf = 0;
-  const int res = take_raw(buf);
-  if (res <= 0) return false;
-  out = RecvBuffer(pool(), buf, static_cast<std::uint32_t>(res));
+  const Item item = take_raw();
+  if (item.res <= 0) return false;
+  out = RecvBuffer(pool(), item.buf, item.offset, static_cast<std::uint32_t>(item.res));
   return true;
 }
 

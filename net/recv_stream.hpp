@@ -33,7 +33,7 @@ namespace corio::net {
 
 class RecvStream final : public Operation, private TimerEntry {
  public:
-  static constexpr std::size_t kMaxQueued = 4;
+  static constexpr std::size_t kMaxQueued = 3;
 
   explicit RecvStream(const TcpStream& stream);
   ~RecvStream();
@@ -85,8 +85,9 @@ class RecvStream final : public Operation, private TimerEntry {
 
  private:
   struct Item {
-    int res;            // bytes, 0 at end of stream, or -errno
-    std::uint16_t buf;  // pool buffer when res > 0
+    int res;               // bytes, 0 at end of stream, or -errno
+    std::uint16_t buf;     // pool buffer when res > 0
+    std::uint16_t offset;  // where the bytes start in it (an incremental ring's slice; buffers <= 64 KiB)
   };
   // What only a stream that ran ahead of its reader, or out of pool buffers, needs: out of line, so that
   // every connection does not carry it.
@@ -105,7 +106,7 @@ class RecvStream final : public Operation, private TimerEntry {
   void push(Item item);
   Item pop() noexcept;
   void wake() noexcept;
-  int take_raw(std::uint16_t& buf) noexcept;
+  Item take_raw() noexcept;
   Result<RecvBuffer> take();
   bool take_into(RecvBuffer& out) noexcept;
   static BufferPool& pool() noexcept;  // the reactor's: not a member, a few bytes per connection
@@ -114,8 +115,7 @@ class RecvStream final : public Operation, private TimerEntry {
   StreamRef stream_;
   std::unique_ptr<Rare> rare_;
   // Arrivals not yet read: a small ring in place (no allocation per connection), spilling rarely.
-  std::array<int, kMaxQueued> ring_res_{};  // Item's fields apart: no padding
-  std::array<std::uint16_t, kMaxQueued> ring_buf_{};
+  std::array<Item, kMaxQueued> ring_{};
   std::uint8_t head_ = 0;  // < kMaxQueued
   bool armed_ : 1 = false;
   bool multishot_ : 1;

@@ -204,7 +204,7 @@ void UdpSocket::close() noexcept {
 
 DatagramStream::DatagramStream(const UdpSocket& socket)
     : socket_(socket),
-      pool_(&Reactor::current()->backend().buffers()),
+      pool_(&Reactor::current()->backend().datagram_buffers()),
       multishot_(Reactor::current()->backend().features().multishot_recv) {}
 
 DatagramStream::~DatagramStream() {
@@ -341,7 +341,7 @@ void DatagramStream::complete(int res, std::uint32_t flags) noexcept {
   int buf = -1;
   if (flags & IORING_CQE_F_BUFFER) {
     buf = static_cast<int>(flags >> IORING_CQE_BUFFER_SHIFT);
-    pool_->lend();
+    pool_->lend(static_cast<std::uint16_t>(buf), res, flags);  // never incremental: a whole buffer
   } else if (held_ >= 0) {
     buf = std::exchange(held_, -1);
   }

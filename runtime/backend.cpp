@@ -44,7 +44,7 @@ bool switch_off(BackendOptions& o, std::string_view feature) {
   return false;
 }
 
-const char* const kOptInFeatureNames = "busy-poll[=US],sqpoll[=IDLE_MS],napi[=US]";
+const char* const kOptInFeatureNames = "busy-poll[=US],sqpoll[=IDLE_MS],napi[=US],incremental-buffers[=KIB]";
 
 bool switch_on(BackendOptions& o, std::string_view feature) {
   const std::size_t eq = feature.find('=');
@@ -62,6 +62,13 @@ bool switch_on(BackendOptions& o, std::string_view feature) {
     if (value != 0) o.sqpoll_idle = std::chrono::milliseconds(value);
   } else if (name == "napi") {
     o.napi_busy_poll = std::chrono::microseconds(value != 0 ? value : 50);
+  } else if (name == "incremental-buffers") {
+    const unsigned kib = value != 0 ? value : 64;
+    if (kib > 64 || (kib & (kib - 1)) != 0) return false;  // a power of two up to 64 KiB
+    o.incremental_buffers = true;
+    o.buffers.buffer_size = kib * 1024;
+    o.buffers.limit = 16 * 1024 / kib;  // the default ring's 16 MiB
+    o.buffers.slab = std::min(o.buffers.slab, o.buffers.limit);
   } else {
     return false;
   }

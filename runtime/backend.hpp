@@ -38,6 +38,12 @@ struct BackendOptions {
   // than one buffer's worth has arrived; the backend hands them to the receive one by one.
   bool recv_bundle = true;
   BufferPoolOptions buffers;
+  // Incremental buffer consumption (IOU_PBUF_RING_INC, 6.12; with multishot_recv): receives are packed one
+  // after another into large ring buffers instead of taking a whole buffer each, so small messages use
+  // buffer memory by their size. A slice the application keeps holds its whole buffer; receive bundles are
+  // not used with it. Opt-in: switch_on("incremental-buffers[=KIB]") also makes the ring fewer, larger
+  // buffers (64 KiB unless KIB says, as many as make the same 16 MiB). buffer_size at most 64 KiB.
+  bool incremental_buffers = false;
   bool fixed_buffers = true;  // register FixedBuffers with the kernel (io_uring_register_buffers)
   FixedBufferOptions fixed;
   // Zero-copy send (IORING_OP_SEND_ZC, 6.0+) for writes of at least send_zc_threshold bytes through
@@ -70,6 +76,7 @@ struct BackendOptions {
 struct Features {
   bool multishot_recv = false;  // IORING_RECV_MULTISHOT with the buffer ring
   bool recv_bundle = false;     // IORING_RECVSEND_BUNDLE on receives from the buffer ring
+  bool incremental_buffers = false;  // IOU_PBUF_RING_INC: receives fill slices of the ring's buffers
   bool send_zc = false;         // IORING_OP_SEND_ZC
   bool send_zc_report = false;  // IORING_SEND_ZC_REPORT_USAGE: the kernel says when it copied anyway
   std::size_t send_zc_threshold = 0;
@@ -110,6 +117,9 @@ class Backend {
   virtual void close(int fd, bool pending) noexcept = 0;
   // This reactor's receive buffers (see BufferPool).
   virtual BufferPool& buffers() noexcept = 0;
+  // The pool datagram receives use: buffers(), unless that is incremental (a datagram must not be cut
+  // at the end of a partly filled buffer): then a plain pool of the same shape, made on first use.
+  virtual BufferPool& datagram_buffers() { return buffers(); }
   // Not virtual: asked on every write_all.
   const Features& features() const noexcept { return features_; }
   // This reactor's registered buffers (plain memory where registration is unavailable).

@@ -34,8 +34,25 @@ std::uint16_t BufferPool::take() {
   return id;
 }
 
+std::uint32_t BufferPool::lend_slice(std::uint16_t id, int res, std::uint32_t flags) noexcept {
+  constexpr std::uint32_t kBufMore = 1U << 4;  // IORING_CQE_F_BUF_MORE (6.12): the kernel keeps the buffer
+  const std::uint32_t at = used_[id];
+  ++slices_[id];
+  // A result of no bytes (end of stream, an error) consumed nothing, whatever the flags say: the buffer
+  // stays at the ring's head. Bytes without BUF_MORE took the buffer's last byte: the kernel let go.
+  if (res > 0) {
+    used_[id] = (flags & kBufMore) ? std::min(at + static_cast<std::uint32_t>(res), options_.buffer_size - 1)
+                                   : options_.buffer_size;
+  }
+  return at;
+}
+
 void BufferPool::give_back(std::uint16_t id) noexcept {
   --lent_;
+  if (incremental()) {
+    if (--slices_[id] > 0 || used_[id] < options_.buffer_size) return;  // still read, or still filling
+    used_[id] = 0;
+  }
   publish(id);
   if (waiters_.empty()) return;
   std::vector<BufferWaiter*> woken;

@@ -3,7 +3,9 @@
 // backend makes the pool one: the kernel picks a buffer as data arrives (IOSQE_BUFFER_SELECT with group()).
 // Otherwise a receive takes a buffer just before it reads. A RecvBuffer gives its buffer back when dropped.
 // The pool grows a slab at a time when it runs dry; a kernel ring stops at its size (limit) and then
-// receives wait (ENOBUFS) until buffers come back.
+// receives wait (ENOBUFS) until buffers come back. An incremental ring (IOU_PBUF_RING_INC) packs
+// receives one after another into the same buffer: each completion lends a slice of it, and the buffer
+// goes back to the kernel once the kernel has filled it and every slice has been given back.
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -52,9 +54,16 @@ class BufferPool {
 
   // A buffer to read into (pools the kernel does not select from): grows without limit.
   std::uint16_t take();
-  // The kernel filled buffer `id` (a completion carried IORING_CQE_F_BUFFER): now the application's.
-  void lend() noexcept { ++lent_; }
-  // Returns a buffer taken or lent; wakes receives waiting for one.
+  // True when receives fill slices of a buffer (IOU_PBUF_RING_INC) rather than whole buffers.
+  bool incremental() const noexcept { return !used_.empty(); }
+  // A completion carried IORING_CQE_F_BUFFER for buffer `id` with result `res` and CQE `flags`: the
+  // application holds it (an incremental ring: a slice of it) until give_back(id). Returns where the
+  // received bytes start in the buffer (0 unless incremental).
+  std::uint32_t lend(std::uint16_t id, int res, std::uint32_t flags) noexcept {
+    ++lent_;
+    return incremental() ? lend_slice(id, res, flags) : 0;
+  }
+  // Returns a buffer (or slice) taken or lent; wakes receives waiting for one.
   void give_back(std::uint16_t id) noexcept;
   // Adds a slab after the kernel ran out (ENOBUFS). False at the limit: wait() for buffers instead.
   bool grow();
@@ -66,11 +75,21 @@ class BufferPool {
   virtual void publish(std::uint16_t id) noexcept { free_.push_back(id); }
   // Allocates up to a slab of buffers without passing `limit` in all; false when none fit.
   bool add_slab(std::uint32_t limit);
+  // Makes the pool incremental (before the first slab): a ring registered with IOU_PBUF_RING_INC.
+  void track_slices() {
+    used_.assign(options_.limit, 0);
+    slices_.assign(options_.limit, 0);
+  }
   static constexpr std::uint32_t kMaxBuffers = 65536;  // buffer ids are 16 bits
 
   BufferPoolOptions options_;
 
  private:
+  std::uint32_t lend_slice(std::uint16_t id, int res, std::uint32_t flags) noexcept;
+  // Incremental rings only, by buffer id: bytes the kernel has filled (buffer_size once it let go), and
+  // slices the application holds.
+  std::vector<std::uint32_t> used_;
+  std::vector<std::uint32_t> slices_;
   std::vector<std::unique_ptr<char[]>> slabs_;
   std::vector<std::uint16_t> free_;
   std::vector<BufferWaiter*> waiters_;
@@ -86,6 +105,9 @@ class RecvBuffer {
   RecvBuffer() = default;
   RecvBuffer(BufferPool& pool, std::uint16_t id, std::uint32_t size) noexcept
       : pool_(&pool), id_(id), begin_(0), end_(size) {}
+  // `size` bytes from `offset` (a slice of an incremental ring's buffer).
+  RecvBuffer(BufferPool& pool, std::uint16_t id, std::uint32_t offset, std::uint32_t size) noexcept
+      : pool_(&pool), id_(id), begin_(offset), end_(offset + size) {}
   RecvBuffer(RecvBuffer&& o) noexcept
       : pool_(std::exchange(o.pool_, nullptr)), id_(o.id_), begin_(o.begin_), end_(o.end_) {}
   RecvBuffer& operator=(RecvBuffer&& o) noexcept {

@@ -32,6 +32,7 @@ constexpr std::uint64_t kIgnored = 0;  // link timeouts, cancel requests, closes
 constexpr std::uint64_t kWoken = 1;    // a peer's IORING_OP_MSG_RING
 constexpr std::uint64_t kEventfd = 2;  // our read of the wake-up eventfd
 constexpr std::uint64_t kSlotTag = std::uint64_t{1} << 63;
+constexpr std::uint16_t kDatagramGroup = 1;  // the datagram ring's buffer group, beside an incremental group 0
 
 struct SetupTrial {
   unsigned flags;
@@ -41,7 +42,8 @@ struct SetupTrial {
 // A provided buffer ring (liburing 2.3 has no io_uring_setup_buf_ring: the ring memory is mapped here).
 class ProvidedBufferRing final : public BufferPool {
  public:
-  ProvidedBufferRing(io_uring& ring, const BufferPoolOptions& options, std::uint16_t group)
+  // `incremental`: registered with IOU_PBUF_RING_INC where the kernel has it (6.12), else as a plain ring.
+  ProvidedBufferRing(io_uring& ring, const BufferPoolOptions& options, std::uint16_t group, bool incremental)
       : BufferPool(options), ring_(&ring), group_(group) {
     const std::uint32_t entries = options_.limit;
     if (entries > 32768 || (entries & (entries - 1)) != 0) {
@@ -56,15 +58,25 @@ class ProvidedBufferRing final : public BufferPool {
     reg.ring_addr = reinterpret_cast<std::uint64_t>(mem);
     reg.ring_entries = entries;
     reg.bgid = group;
-    if (int ret = io_uring_register_buf_ring(ring_, &reg, 0); ret < 0) {
+    reg.pad = incremental ? IOU_PBUF_RING_INC : 0;  // the flags field (liburing 2.3 calls it pad)
+    int ret = io_uring_register_buf_ring(ring_, &reg, 0);
+    if (ret == -EINVAL && incremental) {  // a kernel without IOU_PBUF_RING_INC
+      inc_refused_ = true;
+      reg.pad = 0;
+      ret = io_uring_register_buf_ring(ring_, &reg, 0);
+    }
+    if (ret < 0) {
       ::munmap(mem, bytes_);
       throw std::system_error(-ret, std::generic_category(), "io_uring_register_buf_ring");
     }
     io_uring_buf_ring_init(br_);
     mask_ = io_uring_buf_ring_mask(entries);
     position_.resize(entries);
+    if (reg.pad != 0) track_slices();
     add_slab(options_.limit);
   }
+  // Asked for incremental consumption and the kernel refused it.
+  bool incremental_refused() const noexcept { return inc_refused_; }
   ~ProvidedBufferRing() override {
     io_uring_unregister_buf_ring(ring_, group_);
     ::munmap(br_, bytes_);
@@ -89,6 +101,7 @@ class ProvidedBufferRing final : public BufferPool {
   std::size_t bytes_ = 0;
   int mask_ = 0;
   std::uint16_t group_;
+  bool inc_refused_ = false;
 };
 
 // FixedBuffers registered with the ring. A refusal (RLIMIT_MEMLOCK, most often) is reported once per
@@ -146,6 +159,7 @@ class UringBackend final : public Backend {
 
   ~UringBackend() override {
     buffers_.reset();  // unregisters from the ring
+    datagram_buffers_.reset();
     fixed_.reset();
     io_uring_queue_exit(&ring_);
     ::close(wake_fd_);
@@ -173,6 +187,11 @@ class UringBackend final : public Backend {
   }
 
   BufferPool& buffers() noexcept override { return *buffers_; }
+  BufferPool& datagram_buffers() override {
+    if (!buffers_->incremental()) return *buffers_;
+    if (!datagram_buffers_) datagram_buffers_ = std::make_unique<ProvidedBufferRing>(ring_, buffer_options_, kDatagramGroup, false);
+    return *datagram_buffers_;
+  }
   FixedBuffers& fixed_buffers() noexcept override { return *fixed_; }
 
   int register_file(int fd) noexcept override {
@@ -212,6 +231,7 @@ class UringBackend final : public Backend {
       sqe->ioprio |= IORING_RECVSEND_BUNDLE;
       slots_[index_of(key)].bundle = 1;
     }
+    if ((sqe->flags & IOSQE_BUFFER_SELECT) && sqe->buf_group == kDatagramGroup) slots_[index_of(key)].datagram = 1;
     op.set_submission(key);
     io_uring_sqe_set_data64(sqe, key);
     if (!op.has_deadline()) return;
@@ -337,8 +357,9 @@ class UringBackend final : public Backend {
   // One per submission in flight. Free slots form a list through next_free.
   struct Slot {
     Operation* op = nullptr;  // null once abandoned: an orphan, settled by `left`
-    std::uint32_t generation : 31 = 0;
-    std::uint32_t bundle : 1 = 0;  // submitted with IORING_RECVSEND_BUNDLE: complete() may split
+    std::uint32_t generation : 30 = 0;
+    std::uint32_t bundle : 1 = 0;    // submitted with IORING_RECVSEND_BUNDLE: complete() may split
+    std::uint32_t datagram : 1 = 0;  // picks from the datagram ring: an orphan's buffers go back there
     std::uint32_t next_free = kNoSlot;
     Leftovers left;
   };
@@ -361,8 +382,9 @@ class UringBackend final : public Backend {
 
   void release_slot(std::uint32_t i) noexcept {
     Slot& s = slots_[i];
-    ++s.generation;  // a late cancel for the old key finds nothing (31 bits: wraps)
+    ++s.generation;  // a late cancel for the old key finds nothing (30 bits: wraps)
     s.bundle = 0;
+    s.datagram = 0;
     s.op = nullptr;
     s.next_free = free_slot_;
     free_slot_ = i;
@@ -376,10 +398,11 @@ class UringBackend final : public Backend {
   }
 
   // A completion of an abandoned submission: what it carries goes back or is closed.
-  void settle_orphan(const Leftovers& left, int res, std::uint32_t flags, bool last) noexcept {
+  void settle_orphan(const Leftovers& left, int res, std::uint32_t flags, bool last, BufferPool& picked) noexcept {
     if (flags & IORING_CQE_F_BUFFER) {
-      buffers_->lend();
-      buffers_->give_back(static_cast<std::uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT));
+      const auto id = static_cast<std::uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
+      picked.lend(id, res, flags);
+      picked.give_back(id);
     }
     if (left.close_fd && res >= 0) ::close(res);
     if (last && left.pool_buffer >= 0) buffers_->give_back(static_cast<std::uint16_t>(left.pool_buffer));
@@ -450,11 +473,22 @@ class UringBackend final : public Backend {
     if (!o.provided_buffers) {
       buffers_note_ = "taken per read (provided buffers switched off)";
     } else {
+      // Incremental consumption is used with multishot receives only: a single-shot recvmsg with MSG_TRUNC
+      // reports a datagram's whole length, which the kernel would take from the ring as consumed.
+      const bool incremental = o.incremental_buffers && o.multishot_recv;
+      if (incremental && o.buffers.buffer_size > 65536) {
+        throw std::invalid_argument("BufferPoolOptions.buffer_size " + std::to_string(o.buffers.buffer_size) +
+                                    ": incremental buffers hold at most 64 KiB each");
+      }
+      buffer_options_ = o.buffers;
       try {
-        auto ring = std::make_unique<ProvidedBufferRing>(ring_, o.buffers, 0);
+        auto ring = std::make_unique<ProvidedBufferRing>(ring_, o.buffers, 0, incremental);
         ring_buffers_ = ring.get();
-        buffers_ = std::move(ring);
         buffers_note_ = "provided ring of up to " + shape;
+        if (ring->incremental()) buffers_note_ += ", incremental";
+        else if (ring->incremental_refused()) buffers_note_ += " (incremental refused: IOU_PBUF_RING_INC needs 6.12)";
+        else if (o.incremental_buffers) buffers_note_ += " (incremental off: it needs multishot recv)";
+        buffers_ = std::move(ring);
       } catch (const std::system_error& e) {
         buffers_note_ = std::string("taken per read (") + e.what() + ")";
       }
@@ -463,13 +497,15 @@ class UringBackend final : public Backend {
     // Multishot receive (6.0) cannot be probed by opcode: RecvStream falls back on its first EINVAL.
     features_.multishot_recv = o.multishot_recv && buffers_->kernel_selects();
     // Bundles (6.10) are probed on the eventfd, with the ring's group: ENOTSOCK where the flag is known.
-    bundles_ = o.recv_bundle && ring_buffers_ != nullptr && flag_known([fd = wake_fd_, group = ring_buffers_->group()](io_uring_sqe* sqe) {
+    // Bundles split on whole buffers: an incremental ring's are filled a slice at a time.
+    bundles_ = o.recv_bundle && ring_buffers_ != nullptr && !ring_buffers_->incremental() && flag_known([fd = wake_fd_, group = ring_buffers_->group()](io_uring_sqe* sqe) {
       io_uring_prep_recv(sqe, fd, nullptr, 0, 0);
       sqe->flags |= IOSQE_BUFFER_SELECT;
       sqe->buf_group = group;
       sqe->ioprio |= IORING_RECVSEND_BUNDLE;
     });
     features_.recv_bundle = bundles_;
+    features_.incremental_buffers = buffers_->incremental();
     if (o.fixed_buffers) fixed_ = std::make_unique<RegisteredBuffers>(ring_, o.fixed);
     else fixed_ = std::make_unique<FixedBuffers>(o.fixed, "not registered (switched off)");
     features_.send_zc = o.send_zc && opcode_supported(IORING_OP_SEND_ZC);
@@ -565,8 +601,9 @@ class UringBackend final : public Backend {
       Operation* op = slots_[i].op;
       if (op == nullptr) {
         const Leftovers left = slots_[i].left;
+        BufferPool& picked = slots_[i].datagram ? *datagram_buffers_ : *buffers_;
         if (last) release_slot(i);
-        settle_orphan(left, res, flags, last);
+        settle_orphan(left, res, flags, last, picked);
         return;
       }
       if (last) release_slot(i);  // before complete(): the operation may submit itself again
@@ -633,6 +670,8 @@ class UringBackend final : public Backend {
 
   io_uring ring_{};
   std::unique_ptr<BufferPool> buffers_;
+  std::unique_ptr<BufferPool> datagram_buffers_;  // with an incremental buffers_ only
+  BufferPoolOptions buffer_options_;
   ProvidedBufferRing* ring_buffers_ = nullptr;  // buffers_, when it is a kernel ring
   bool bundles_ = false;                        // IORING_RECVSEND_BUNDLE on buffer-ring receives
   std::unique_ptr<FixedBuffers> fixed_;

@@ -26,3 +26,9 @@ struct corio_uring_napi {  // struct io_uring_napi
 #ifndef IORING_RECVSEND_BUNDLE
 #define IORING_RECVSEND_BUNDLE (1U << 4)
 #endif
+
+// 6.12: a buffer ring whose buffers are consumed incrementally: a receive takes only the bytes it needs
+// from the head buffer, which stays the kernel's (IORING_CQE_F_BUF_MORE) until it is full.
+#ifndef IOU_PBUF_RING_INC
+#define IOU_PBUF_RING_INC 2
+#endif

@@ -127,15 +127,20 @@ int main() {
     corio::switch_on(opt_in, "busy-poll");
     corio::switch_on(opt_in, "sqpoll");
     corio::switch_on(opt_in, "napi");
+    corio::switch_on(opt_in, "incremental-buffers");
     corio::Runtime rt({.reactors = 1, .backend = opt_in});
     std::string chosen = rt.run([]() -> corio::task<std::string> {
       co_return corio::Reactor::current()->backend().describe();
     }());
-    std::string napi = chosen.find("napi") != std::string::npos ? chosen.substr(chosen.find("napi")) : "napi: not reported";
-    napi = napi.substr(0, napi.find("; "));
-    std::printf("  --enable sqpoll,napi: %s; %s\n", chosen.substr(0, chosen.find(';')).c_str(), napi.c_str());
+    auto part = [&](const char* name, const char* missing) {
+      const std::size_t at = chosen.find(name);
+      if (at == std::string::npos) return std::string(missing);
+      return chosen.substr(at, chosen.find("; ", at) - at);
+    };
+    std::printf("  --enable sqpoll,napi,incremental-buffers: %s; %s; %s\n", chosen.substr(0, chosen.find(';')).c_str(),
+                part("napi", "napi: not reported").c_str(), part("buffers:", "buffers: not reported").c_str());
   } catch (const std::exception& e) {
-    std::printf("  --enable sqpoll,napi: refused: %s\n", e.what());
+    std::printf("  --enable sqpoll,napi,incremental-buffers: refused: %s\n", e.what());
   }
   std::string why;
   const bool ktls = corio::tls::Context::kernel_tls_available(&why);
