@@ -80,6 +80,9 @@ class RecvStream final : public Operation, private TimerEntry {
   // Why next_into() last returned false: ok at the end of the stream, else the error next() would have
   // returned.
   Result<void> status() const;
+  // Whether next() has a result waiting, so that awaiting it will not suspend (a server that coalesces
+  // replies takes what is ready before it sends).
+  bool ready() const noexcept { return count_ > 0; }
   // Whether the kernel keeps this receive armed across completions.
   bool multishot() const noexcept { return multishot_; }
 

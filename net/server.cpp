@@ -325,13 +325,15 @@ task<void> Server::serve_shard(std::shared_ptr<State> state, detail::ServerShard
     co_await detail::accept_loop(*shard.listener, state->limiter, state->counters,
                                  [&](TcpStream&& conn, ConnectionLimiter::Permit permit) {
                                    detail::ServerShard& to = detail::least_loaded(state->shards);
-                                   to.load.fetch_add(1, std::memory_order_relaxed);
                                    if (&to == &shard) {
+                                     to.load.fetch_add(1, std::memory_order_relaxed);
                                      shard.start(std::move(conn), std::move(permit));
-                                   } else {
-                                     here.runtime()->reactor(to.id).post(
-                                         new detail::Handoff(state, to, std::move(conn), std::move(permit)));
+                                     return;
                                    }
+                                   // Counted once the hand-off exists: a failed allocation leaves no count.
+                                   auto* handoff = new detail::Handoff(state, to, std::move(conn), std::move(permit));
+                                   to.load.fetch_add(1, std::memory_order_relaxed);
+                                   here.runtime()->reactor(to.id).post(handoff);
                                  });
     for (const auto& to : state->shards) {
       if (to.get() != &shard) here.runtime()->reactor(to->id).post(new detail::HandoffsDone(state, *to));

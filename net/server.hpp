@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <functional>
 #include <memory>
+#include <new>
 #include <vector>
 
 #include "corio/net/connection_limiter.hpp"
@@ -92,7 +93,14 @@ task<void> accept_loop(const TcpListener& listener, ConnectionLimiter& limiter, 
       net_metrics().shed.add();
       continue;  // shed: the stream closes here
     }
-    start(std::move(*conn), std::move(*permit));
+    // No memory for this connection (its Connection, frame or hand-off): it is dropped, closed here, and
+    // the loop goes on for the next one rather than ending the reactor's accepts.
+    try {
+      start(std::move(*conn), std::move(*permit));
+    } catch (const std::bad_alloc&) {
+      log::limited(log::Level::error, "accept ENOMEM", std::chrono::seconds(10), "accept on %s: connection dropped: out of memory",
+                   listener.local_address().to_string().c_str());
+    }
   }
 }
 }  // namespace detail

@@ -140,6 +140,76 @@ Result<void> SendAllImpl::await_resume() const {
   return e;
 }
 
+SendvAllImpl::SendvAllImpl(const TcpStream& s, std::span<const iovec> p, Clock::time_point until) noexcept
+    : stream(s), parts(p) {
+  for (const iovec& v : parts) total += v.iov_len;
+  deadline_ = until;
+}
+
+void SendvAllImpl::fill() noexcept {
+  std::size_t n = 0;
+  for (std::size_t i = next; i < parts.size() && n < kWindow; ++i) {
+    const std::size_t from = i == next ? skip : 0;
+    if (parts[i].iov_len == from) continue;
+    window[n++] = {static_cast<char*>(parts[i].iov_base) + from, parts[i].iov_len - from};
+  }
+  msg.msg_iov = window.data();
+  msg.msg_iovlen = n;
+}
+
+void SendvAllImpl::advance(std::size_t n) noexcept {
+  done += n;
+  while (n > 0 && next < parts.size()) {
+    const std::size_t rest = parts[next].iov_len - skip;
+    if (n < rest) {
+      skip += n;
+      return;
+    }
+    n -= rest;
+    ++next;
+    skip = 0;
+  }
+}
+
+void SendvAllImpl::prepare(io_uring_sqe& sqe) noexcept {
+  fill();
+  io_uring_prep_sendmsg(&sqe, stream->fd(), &msg, MSG_NOSIGNAL);
+}
+
+void SendvAllImpl::complete(int res, std::uint32_t flags) noexcept {
+  if (res > 0) {
+    advance(static_cast<std::size_t>(res));
+    if (done < total) {  // a short send: the rest in another round, unless a stop or a close() came
+      if (!cancel_requested() && stream->is_open()) {
+        submit_on_current_reactor();
+        return;
+      }
+      res = -ECANCELED;
+    }
+  }
+  Operation::complete(res < 0 ? res : 0, flags);
+}
+
+int SendvAllImpl::perform() noexcept {
+  while (done < total) {
+    fill();
+    const ssize_t n = ::sendmsg(stream->fd(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n < 0) return -errno;  // EAGAIN: wait for room; what was sent stays counted
+    advance(static_cast<std::size_t>(n));
+  }
+  return 0;
+}
+
+Readiness SendvAllImpl::readiness() const noexcept { return {stream->fd(), EPOLLOUT}; }
+
+Result<void> SendvAllImpl::await_resume() const {
+  detail::net_metrics().sent.add(done);
+  if (result() >= 0) return {};
+  Error e = io_error(*stream, "write to", result());
+  e.transferred = done;
+  return e;
+}
+
 TcpStream& TcpStream::operator=(TcpStream&& o) noexcept {
   if (this != &o) {
     close();

@@ -5,7 +5,11 @@
 //   if (!conn) { log(conn.error().message()); co_return; }   // "connect 127.0.0.1:7000: Connection refused"
 //   auto n = co_await conn->read_some(buf).timeout(5s);
 #pragma once
+#include <sys/socket.h>
+#include <sys/uio.h>
+
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <optional>
@@ -87,6 +91,32 @@ struct SendAllImpl : SendImpl {
   Result<void> await_resume() const;
 };
 
+// write_all() of several buffers in order: one sendmsg of up to kWindow of them a round, re-issued after
+// a short send, so that replies ready together go out in one system call. Ends as SendAllImpl does.
+struct SendvAllImpl : Operation {
+  static constexpr std::size_t kWindow = 8;
+  SendvAllImpl(const TcpStream& s, std::span<const iovec> parts, Clock::time_point until) noexcept;
+  void prepare(io_uring_sqe& sqe) noexcept override;
+  int perform() noexcept override;
+  Readiness readiness() const noexcept override;
+  // The kernel reads the message header and its iovecs when it takes the submission, the bytes as it sends.
+  std::span<const char> lent() const noexcept override {
+    return {reinterpret_cast<const char*>(&msg), sizeof msg};  // NOLINT(cppcoreguidelines-pro-type-reinterpret-cast)
+  }
+  void complete(int res, std::uint32_t flags) noexcept override;
+  Result<void> await_resume() const;
+  void fill() noexcept;               // the window: the parts from `next`, less what was sent of it
+  void advance(std::size_t n) noexcept;  // `n` more bytes went out
+  StreamRef stream;
+  std::span<const iovec> parts;
+  std::size_t next = 0;  // the first part not all sent
+  std::size_t skip = 0;  // bytes of parts[next] sent
+  std::size_t done = 0;
+  std::size_t total = 0;
+  std::array<iovec, kWindow> window{};
+  msghdr msg{};
+};
+
 class TcpStream {
  public:
   TcpStream() = default;
@@ -129,6 +159,12 @@ class TcpStream {
   // stopped reading, a server may reset_on_close(): the kernel then drops what the peer left.)
   Op<SendAllImpl> write_all(std::span<const char> buf, Clock::time_point deadline = Clock::time_point::max()) const noexcept {
     return Op<SendAllImpl>(*this, buf, send_mode(buf.size(), -1), deadline);
+  }
+  // Writes every byte of `parts`, in order, gathered into one sendmsg (8 parts at a time): several replies
+  // that are ready together, or a header and a body, without copying them into one buffer. Never
+  // zero-copy. `parts` and their bytes must stay valid until it completes.
+  Op<SendvAllImpl> write_all(std::span<const iovec> parts, Clock::time_point deadline = Clock::time_point::max()) const noexcept {
+    return Op<SendvAllImpl>(*this, parts, deadline);
   }
 
   // Half-close: no more writes from this side (the peer reads end of stream); reads go on.

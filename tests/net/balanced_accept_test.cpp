@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "corio/net/server.hpp"
+#include "corio/net/socket_options.hpp"
 #include "corio/runtime/runtime.hpp"
 #include "tests/fd_count.hpp"
 
@@ -156,6 +157,55 @@ TEST(LeastLoaded, TheLimiterShedsBeyondMaxConns) {
     for (TcpStream& c : kept) c.close();
     EXPECT_TRUE(co_await (*server)->shutdown(Clock::now() + 5s));
     EXPECT_EQ((*server)->limiter().active(), 0u);
+  }());
+}
+
+// Hostile peers among the hand-offs: 16 that never send, 16 that send 8 MiB and never read (their
+// handlers end up blocked writing), then 32 ordinary clients. Every ordinary client is served at once, the
+// 64 spread 16 to a reactor, and a shutdown with the blocked ones still there ends in time.
+TEST(LeastLoaded, HostilePeersAmongHandOffsCostTheOthersNothing) {
+  Runtime rt({.reactors = kReactors, .pin = false});
+  rt.run([]() -> task<void> {
+    auto handler = std::make_shared<Spread>();
+    auto server = Server::start(Address::loopback_v4(0), [handler](Connection& c) { return (*handler)(c); },
+                                {.accept = Accept::least_loaded});
+    if (!server) co_return ADD_FAILURE() << server.error().message();
+    std::vector<TcpStream> silent, stalled, ordinary;
+    for (int i = 0; i < 16; ++i) {
+      auto c = co_await TcpStream::connect((*server)->address(), 5s);
+      if (!c) co_return ADD_FAILURE() << c.error().message();
+      silent.push_back(std::move(*c));
+    }
+    const std::string flood(8 << 20, 'f');  // more than the server's send buffer and this one's receive buffer hold
+    for (int i = 0; i < 16; ++i) {
+      auto c = co_await TcpStream::connect((*server)->address(), 5s);
+      if (!c) co_return ADD_FAILURE() << c.error().message();
+      (void)set_receive_buffer(c->fd(), 16 * 1024);
+      // The server echoes until this peer's receive buffer and its own send buffer are full: its handler
+      // is then blocked writing (and this write stalls too, or ends at its deadline).
+      (void)co_await c->write_all(flood, Clock::now() + 100ms);
+      stalled.push_back(std::move(*c));
+    }
+    int echoed = 0;
+    const auto t0 = Clock::now();
+    for (int i = 0; i < 32; ++i) {
+      auto c = co_await TcpStream::connect((*server)->address(), 5s);
+      if (!c) co_return ADD_FAILURE() << c.error().message();
+      echoed += co_await round_trip(*c) ? 1 : 0;
+      ordinary.push_back(std::move(*c));
+    }
+    EXPECT_EQ(echoed, 32);
+    EXPECT_LT(Clock::now() - t0, 3s) << "the ordinary clients waited on the hostile ones";
+    EXPECT_TRUE(co_await eventually([&] { return handler->total() == 64; })) << handler->total() << " handlers";
+    auto per = (*server)->connections_per_reactor();
+    for (unsigned i = 0; i < kReactors; ++i) EXPECT_EQ(per.at(i), 16u) << "reactor " << i << ": " << show(per);
+    EXPECT_EQ(handler->misplaced.load(), 0);
+    for (TcpStream& c : ordinary) c.close();
+    for (TcpStream& c : silent) c.close();
+    const auto t1 = Clock::now();
+    (void)co_await (*server)->shutdown(Clock::now() + 300ms);  // the stalled writers are stopped
+    EXPECT_LT(Clock::now() - t1, 3s);
+    EXPECT_TRUE(co_await eventually([&] { return handler->total() == 0; })) << handler->total() << " handlers left";
   }());
 }
 
