@@ -66,9 +66,9 @@ bool switch_on(BackendOptions& o, std::string_view feature) {
     const unsigned kib = value != 0 ? value : 64;
     if (kib > 64 || (kib & (kib - 1)) != 0) return false;  // a power of two up to 64 KiB
     o.incremental_buffers = true;
-    o.buffers.buffer_size = kib * 1024;
-    o.buffers.limit = 16 * 1024 / kib;  // the default ring's 16 MiB
-    o.buffers.slab = std::min(o.buffers.slab, o.buffers.limit);
+    o.incremental.buffer_size = kib * 1024;
+    o.incremental.limit = 64 * 1024 / kib;  // up to 64 MiB, taken a slab (1 MiB) at a time as receives need
+    o.incremental.slab = 1024 / kib;
   } else {
     return false;
   }

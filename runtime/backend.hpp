@@ -38,12 +38,15 @@ struct BackendOptions {
   // than one buffer's worth has arrived; the backend hands them to the receive one by one.
   bool recv_bundle = true;
   BufferPoolOptions buffers;
-  // Incremental buffer consumption (IOU_PBUF_RING_INC, 6.12; with multishot_recv): receives are packed one
-  // after another into large ring buffers instead of taking a whole buffer each, so small messages use
-  // buffer memory by their size. A slice the application keeps holds its whole buffer; receive bundles are
-  // not used with it. Opt-in: switch_on("incremental-buffers[=KIB]") also makes the ring fewer, larger
-  // buffers (64 KiB unless KIB says, as many as make the same 16 MiB). buffer_size at most 64 KiB.
+  // Incremental buffer consumption (IOU_PBUF_RING_INC; with multishot_recv, on kernels that complete a
+  // multishot receive in order: 6.15+, 6.12.29+): receives are packed one after another into the large
+  // buffers of `incremental` (in place of `buffers`), so small messages use buffer memory by their size. A
+  // slice the application keeps holds its whole buffer: with the default shape 1024 kept slices, each in a
+  // buffer of its own, exhaust the ring (a plain one takes 4096). Receive bundles are not used with it.
+  // Where the kernel lacks it the ring is `buffers`, as without it. Opt-in:
+  // switch_on("incremental-buffers[=KIB]") (KIB sets the buffer size, a power of two up to 64).
   bool incremental_buffers = false;
+  BufferPoolOptions incremental{.buffer_size = 64 * 1024, .slab = 16, .limit = 1024};  // buffer_size <= 64 KiB
   bool fixed_buffers = true;  // register FixedBuffers with the kernel (io_uring_register_buffers)
   FixedBufferOptions fixed;
   // Zero-copy send (IORING_OP_SEND_ZC, 6.0+) for writes of at least send_zc_threshold bytes through

@@ -19,6 +19,7 @@ bool BufferPool::add_slab(std::uint32_t limit) {
   if (n == 0) return false;
   // Untouched buffers cost address space only: pages become resident when data first lands in them.
   free_.reserve(allocated_ + n);
+  available_.resize(allocated_ + n, 1);
   slabs_.push_back(std::make_unique_for_overwrite<char[]>(std::size_t{options_.slab} * options_.buffer_size));
   for (std::uint32_t i = 0; i < n; ++i) publish(static_cast<std::uint16_t>(allocated_ + i));
   allocated_ += n;
@@ -30,6 +31,7 @@ std::uint16_t BufferPool::take() {
   if (free_.empty() && !add_slab(kMaxBuffers)) throw std::length_error("BufferPool: more than 65536 buffers lent");
   std::uint16_t id = free_.back();
   free_.pop_back();
+  available_[id] = 0;
   ++lent_;
   return id;
 }
@@ -40,9 +42,11 @@ std::uint32_t BufferPool::lend_slice(std::uint16_t id, int res, std::uint32_t fl
   ++slices_[id];
   // A result of no bytes (end of stream, an error) consumed nothing, whatever the flags say: the buffer
   // stays at the ring's head. Bytes without BUF_MORE took the buffer's last byte: the kernel let go.
-  if (res > 0) {
-    used_[id] = (flags & kBufMore) ? std::min(at + static_cast<std::uint32_t>(res), options_.buffer_size - 1)
-                                   : options_.buffer_size;
+  if (res > 0 && (flags & kBufMore)) {
+    used_[id] = std::min(at + static_cast<std::uint32_t>(res), options_.buffer_size - 1);
+  } else if (res > 0) {
+    used_[id] = options_.buffer_size;
+    available_[id] = 0;
   }
   return at;
 }
@@ -53,6 +57,11 @@ void BufferPool::give_back(std::uint16_t id) noexcept {
     if (--slices_[id] > 0 || used_[id] < options_.buffer_size) return;  // still read, or still filling
     used_[id] = 0;
   }
+  if (available_[id] != 0) {  // the kernel still has it (or the pool does): publishing it again would let
+    ++returned_twice_;        // two receives fill it at once
+    return;
+  }
+  available_[id] = 1;
   publish(id);
   if (waiters_.empty()) return;
   std::vector<BufferWaiter*> woken;

@@ -47,8 +47,11 @@ class BufferPool {
     return slabs_[id / options_.slab].get() + std::size_t{id % options_.slab} * options_.buffer_size;
   }
   std::uint32_t allocated() const noexcept { return allocated_; }
-  // Buffers held by the application (lent out and not yet given back).
+  // Buffers held by the application (lent out and not yet given back; slices, on an incremental ring).
   std::uint32_t lent() const noexcept { return lent_; }
+  // Buffers given back while the pool or the kernel still had them (not published again): 0 unless the
+  // accounting is wrong, which tests check.
+  std::uint32_t returned_twice() const noexcept { return returned_twice_; }
   // Times the kernel found the ring empty (ENOBUFS).
   std::uint32_t ran_dry() const noexcept { return ran_dry_; }
 
@@ -61,7 +64,9 @@ class BufferPool {
   // received bytes start in the buffer (0 unless incremental).
   std::uint32_t lend(std::uint16_t id, int res, std::uint32_t flags) noexcept {
     ++lent_;
-    return incremental() ? lend_slice(id, res, flags) : 0;
+    if (incremental()) return lend_slice(id, res, flags);
+    available_[id] = 0;
+    return 0;
   }
   // Returns a buffer (or slice) taken or lent; wakes receives waiting for one.
   void give_back(std::uint16_t id) noexcept;
@@ -90,12 +95,14 @@ class BufferPool {
   // slices the application holds.
   std::vector<std::uint32_t> used_;
   std::vector<std::uint32_t> slices_;
+  std::vector<std::uint8_t> available_;  // by buffer id: free to take(), or in the kernel's ring
   std::vector<std::unique_ptr<char[]>> slabs_;
   std::vector<std::uint16_t> free_;
   std::vector<BufferWaiter*> waiters_;
   std::uint32_t allocated_ = 0;
   std::uint32_t lent_ = 0;
   std::uint32_t ran_dry_ = 0;
+  std::uint32_t returned_twice_ = 0;
 };
 
 // Received bytes in a pool buffer; the buffer goes back to its pool when this is dropped (on the reactor's

@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -38,6 +39,18 @@ struct SetupTrial {
   unsigned flags;
   const char* names;
 };
+
+// Whether this kernel posts a multishot receive's completions in the order it consumed buffer space:
+// 6.12.0-6.12.28, 6.13 and 6.14 could post a deferred final completion late (fixed in 6.15, upstream
+// 687b2bae0eff, and 6.12.29), which would give an incremental ring's slices the wrong offsets.
+bool multishot_completions_in_order() noexcept {
+  utsname u{};
+  if (::uname(&u) != 0) return false;
+  unsigned major = 0, minor = 0, patch = 0;
+  if (std::sscanf(u.release, "%u.%u.%u", &major, &minor, &patch) < 2) return false;
+  if (major != 6) return major > 6;
+  return minor >= 15 || (minor == 12 && patch >= 29);
+}
 
 // A provided buffer ring (liburing 2.3 has no io_uring_setup_buf_ring: the ring memory is mapped here).
 class ProvidedBufferRing final : public BufferPool {
@@ -142,6 +155,10 @@ class RegisteredBuffers final : public FixedBuffers {
 class UringBackend final : public Backend {
  public:
   explicit UringBackend(const BackendOptions& options) {
+    if (options.incremental_buffers && options.incremental.buffer_size > 65536) {
+      throw std::invalid_argument("BackendOptions.incremental.buffer_size " + std::to_string(options.incremental.buffer_size) +
+                                  ": incremental buffers hold at most 64 KiB each");
+    }
     setup(options);
     wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (wake_fd_ < 0) {
@@ -473,22 +490,31 @@ class UringBackend final : public Backend {
     if (!o.provided_buffers) {
       buffers_note_ = "taken per read (provided buffers switched off)";
     } else {
-      // Incremental consumption is used with multishot receives only: a single-shot recvmsg with MSG_TRUNC
-      // reports a datagram's whole length, which the kernel would take from the ring as consumed.
-      const bool incremental = o.incremental_buffers && o.multishot_recv;
-      if (incremental && o.buffers.buffer_size > 65536) {
-        throw std::invalid_argument("BufferPoolOptions.buffer_size " + std::to_string(o.buffers.buffer_size) +
-                                    ": incremental buffers hold at most 64 KiB each");
-      }
       buffer_options_ = o.buffers;
       try {
-        auto ring = std::make_unique<ProvidedBufferRing>(ring_, o.buffers, 0, incremental);
-        ring_buffers_ = ring.get();
-        buffers_note_ = "provided ring of up to " + shape;
-        if (ring->incremental()) buffers_note_ += ", incremental";
-        else if (ring->incremental_refused()) buffers_note_ += " (incremental refused: IOU_PBUF_RING_INC needs 6.12)";
-        else if (o.incremental_buffers) buffers_note_ += " (incremental off: it needs multishot recv)";
-        buffers_ = std::move(ring);
+        // Incremental consumption is used with multishot receives only (a single-shot recvmsg with
+        // MSG_TRUNC reports a datagram's whole length, which the kernel would take as consumed), and where
+        // the kernel completes them in order (the offset of each slice is counted from that order).
+        std::string inc_note;
+        if (o.incremental_buffers && !o.multishot_recv) inc_note = " (incremental off: it needs multishot recv)";
+        else if (o.incremental_buffers && !multishot_completions_in_order()) inc_note = " (incremental off: kernels before 6.15 (6.12.29) can reorder a multishot receive's completions)";
+        if (o.incremental_buffers && inc_note.empty()) {
+          auto ring = std::make_unique<ProvidedBufferRing>(ring_, o.incremental, 0, true);
+          if (ring->incremental()) {
+            buffers_note_ = "provided ring of up to " + std::to_string(o.incremental.limit) + " x " +
+                            std::to_string(o.incremental.buffer_size) + " B, incremental";
+            ring_buffers_ = ring.get();
+            buffers_ = std::move(ring);
+          } else {
+            inc_note = " (incremental refused: IOU_PBUF_RING_INC needs 6.12)";
+          }
+        }
+        if (!buffers_) {
+          auto ring = std::make_unique<ProvidedBufferRing>(ring_, o.buffers, 0, false);
+          buffers_note_ = "provided ring of up to " + shape + inc_note;
+          ring_buffers_ = ring.get();
+          buffers_ = std::move(ring);
+        }
       } catch (const std::system_error& e) {
         buffers_note_ = std::string("taken per read (") + e.what() + ")";
       }

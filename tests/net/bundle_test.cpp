@@ -41,6 +41,7 @@ struct Outcome {
   std::string got;
   std::uint64_t bundles = 0;
   std::uint32_t lent_after = 99;
+  std::uint32_t returned_twice = 99;
   bool bundles_on = false;
   std::string error;
 };
@@ -73,6 +74,7 @@ task<Outcome> slow_reader_receives(std::string data) {
   }
   out.bundles = backend.stats().bundles - before;
   out.lent_after = backend.buffers().lent();
+  out.returned_twice = backend.buffers().returned_twice();
   co_return out;
 }
 
@@ -84,6 +86,7 @@ TEST(RecvBundle, EveryByteInOrder) {
   ASSERT_EQ(out.got.size(), data.size());
   EXPECT_TRUE(out.got == data) << "first difference at byte " << first_difference(out.got, data);
   EXPECT_EQ(out.lent_after, 0u);
+  EXPECT_EQ(out.returned_twice, 0u);
   if (out.bundles_on) EXPECT_GT(out.bundles, 0u) << "no completion filled more than one buffer";
   else EXPECT_EQ(out.bundles, 0u);
 }

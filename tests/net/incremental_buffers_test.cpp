@@ -38,7 +38,7 @@ bool on_uring() { return Reactor::current()->backend().describe().starts_with("i
 RuntimeOptions incremental(std::uint32_t size, std::uint32_t buffers) {
   RuntimeOptions o{.reactors = 1};
   o.backend.incremental_buffers = true;
-  o.backend.buffers = {.buffer_size = size, .slab = buffers, .limit = buffers};
+  o.backend.incremental = {.buffer_size = size, .slab = buffers, .limit = buffers};
   return o;
 }
 
@@ -99,7 +99,7 @@ TEST(IncrementalBuffers, ManyConnectionsEveryByteInOrder) {
     std::vector<Stream> streams;
     std::vector<std::string> sent;
     bool uring = false, on = false;
-    std::uint32_t lent_after = 99;
+    std::uint32_t lent_after = 99, returned_twice = 99;
   };
   Result r = rt.run([]() -> task<Result> {
     Result r;
@@ -120,6 +120,7 @@ TEST(IncrementalBuffers, ManyConnectionsEveryByteInOrder) {
     }
     co_await scope.join();
     r.lent_after = Reactor::current()->backend().buffers().lent();
+    r.returned_twice = Reactor::current()->backend().buffers().returned_twice();
     co_return r;
   }());
   EXPECT_EQ(r.on, r.uring) << "io_uring on 6.12+ takes IOU_PBUF_RING_INC";
@@ -131,6 +132,7 @@ TEST(IncrementalBuffers, ManyConnectionsEveryByteInOrder) {
     slices += r.streams[i].slices;
   }
   EXPECT_EQ(r.lent_after, 0u);
+  EXPECT_EQ(r.returned_twice, 0u) << "a buffer went back to the kernel while it still had it";
   // 1.1 MiB through 64 KiB of buffers: each went back to the kernel many times, shared by slices.
   if (r.on) EXPECT_GT(slices, 100u);
   else EXPECT_EQ(slices, 0u);
@@ -153,6 +155,7 @@ TEST(IncrementalBuffers, HeldSliceSurvivesTheRingTurning) {
     const std::string bulk = pattern(1 << 20, 8);
     Stream s = co_await receive_holding(std::move(busy.server), std::move(busy.client), bulk);
     if (!s.error.empty() || s.got != bulk) co_return "the bulk stream's bytes differ: " + s.error;
+    if (Reactor::current()->backend().buffers().returned_twice() != 0) co_return "a buffer was given back twice";
     co_return std::string(held->bytes().data(), held->size()) == small ? "ok" : "the held slice was overwritten";
   }());
   EXPECT_EQ(got, "ok");
@@ -296,9 +299,11 @@ task<std::string> end_with_slices(End end) {
   co_await sleep_for(5ms);  // orphaned completions settle
   const std::uint32_t lent = Reactor::current()->backend().buffers().lent();
   if (lent != 0) co_return std::to_string(lent) + " slices lent after the stream ended";
+  if (Reactor::current()->backend().buffers().returned_twice() != 0) co_return "a buffer was given back twice";
   auto pair = co_await testing::connect_pair();
   Stream s = co_await receive_holding(std::move(pair.server), std::move(pair.client), pattern(64 << 10, 5));
   if (!s.error.empty()) co_return s.error;
+  if (Reactor::current()->backend().buffers().returned_twice() != 0) co_return "a buffer was given back twice";
   co_return s.got == pattern(64 << 10, 5) ? "ok" : "a later stream's bytes differ";
 }
 
@@ -330,6 +335,50 @@ TEST(RecvBundle, PeerResetWithBuffersQueued) {
   EXPECT_EQ(rt.run(end_with_slices(End::reset)), "ok");
 }
 
+// A DatagramStream dropped right where its first datagram of a burst wakes it, the rest of the burst's
+// completions still in the ring (they reach the backend as an abandoned stream's), and then with
+// datagrams queued: every buffer goes back to the datagram ring it came from, none to the stream ring.
+TEST(IncrementalBuffers, DatagramStreamDroppedWithDatagramsInFlight) {
+  RuntimeOptions o = incremental(4096, 8);
+  o.backend.buffers = {.buffer_size = 2048, .slab = 32, .limit = 32};  // the datagram ring: 32, never more
+  Runtime rt(o);
+  auto got = rt.run([]() -> task<std::string> {
+    Backend& backend = Reactor::current()->backend();
+    auto server = UdpSocket::bind(Address::loopback_v4(0));
+    auto client = UdpSocket::bind(Address::loopback_v4(0));
+    if (!server || !client) co_return "no UDP sockets";
+    const Address to = server->local_address();
+    TaskScope scope;
+    for (int round = 0; round < 2; ++round) {
+      DatagramStream rx(*server);
+      // A burst sent with no turn of the loop in between: the kernel completes it all at once.
+      scope.spawn([](int fd, const Address& at) -> task<void> {
+        co_await sleep_for(1ms);
+        for (int i = 0; i < 20; ++i) (void)::sendto(fd, "burst", 5, 0, at.sockaddr_ptr(), at.length());
+      }(client->fd(), to));
+      auto first = co_await rx.next(Clock::now() + 2s);  // resumed from the burst's first completion
+      if (!first) co_return first.error().message();
+      if (round == 1) co_await sleep_for(2ms);  // the second time, the rest queued in the stream
+    }
+    co_await scope.join();
+    co_await sleep_for(5ms);
+    // Had the burst's buffers gone to the wrong ring, the 32 would be short now: these would stall.
+    {
+      DatagramStream rx(*server);
+      for (int i = 0; i < 100; ++i) {
+        (void)::sendto(client->fd(), "after", 5, 0, to.sockaddr_ptr(), to.length());
+        auto d = co_await rx.next(Clock::now() + 1s);
+        if (!d) co_return "datagram " + std::to_string(i) + " after the drops: " + d.error().message();
+      }
+    }
+    BufferPool& dgram = backend.datagram_buffers();
+    std::string out = "datagram lent " + std::to_string(dgram.lent()) + " twice " + std::to_string(dgram.returned_twice());
+    out += ", stream lent " + std::to_string(backend.buffers().lent()) + " twice " + std::to_string(backend.buffers().returned_twice());
+    co_return out;
+  }());
+  EXPECT_EQ(got, "datagram lent 0 twice 0, stream lent 0 twice 0");
+}
+
 // Datagrams of many sizes: none cut at the end of a partly filled buffer (they use a plain ring).
 TEST(IncrementalBuffers, DatagramsArriveWhole) {
   Runtime rt(incremental(4096, 8));
@@ -359,18 +408,20 @@ TEST(IncrementalBuffers, SwitchOnShapesTheRing) {
   BackendOptions o;
   ASSERT_TRUE(switch_on(o, "incremental-buffers"));
   EXPECT_TRUE(o.incremental_buffers);
-  EXPECT_EQ(o.buffers.buffer_size, 65536u);
-  EXPECT_EQ(o.buffers.limit, 256u);
+  EXPECT_EQ(o.incremental.buffer_size, 65536u);
+  EXPECT_EQ(o.incremental.limit, 1024u);
+  EXPECT_EQ(o.buffers.buffer_size, BufferPoolOptions{}.buffer_size) << "the plain ring's shape is left alone";
   ASSERT_TRUE(switch_on(o, "incremental-buffers=16"));
-  EXPECT_EQ(o.buffers.buffer_size, 16384u);
-  EXPECT_EQ(o.buffers.limit, 1024u);
+  EXPECT_EQ(o.incremental.buffer_size, 16384u);
+  EXPECT_EQ(o.incremental.limit, 4096u);
+  EXPECT_EQ(o.incremental.slab, 64u);
   EXPECT_FALSE(switch_on(o, "incremental-buffers=3"));    // not a power of two
   EXPECT_FALSE(switch_on(o, "incremental-buffers=128"));  // over 64 KiB
   EXPECT_FALSE(switch_on(o, "incremental-buffers=x"));
 }
 
 TEST(IncrementalBuffers, OversizedBuffersAreRefused) {
-  RuntimeOptions o = incremental(128 * 1024, 16);
+  RuntimeOptions o = incremental(128 * 1024, 16);  // RecvStream keeps a slice's offset in 16 bits
   if (std::getenv("CORIO_BACKEND") != nullptr && std::string(std::getenv("CORIO_BACKEND")) == "epoll") {
     Runtime rt(o);  // no buffer ring: nothing to refuse
     SUCCEED();
