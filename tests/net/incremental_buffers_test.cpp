@@ -307,25 +307,26 @@ task<std::string> end_with_slices(End end) {
   co_return s.got == pattern(64 << 10, 5) ? "ok" : "a later stream's bytes differ";
 }
 
-TEST(IncrementalBuffers, ClosedWithSlicesQueued) {
+class SlicesQueued : public ::testing::TestWithParam<End> {};
+
+TEST_P(SlicesQueued, StreamEndsAndLeaksNone) {
   Runtime rt(incremental(4096, 4));
-  EXPECT_EQ(rt.run(end_with_slices(End::close)), "ok");
+  EXPECT_EQ(rt.run(end_with_slices(GetParam())), "ok");
 }
 
-TEST(IncrementalBuffers, DroppedWithSlicesQueued) {
-  Runtime rt(incremental(4096, 4));
-  EXPECT_EQ(rt.run(end_with_slices(End::drop)), "ok");
+const char* name_of(End e) {
+  switch (e) {
+    case End::close: return "Closed";
+    case End::drop: return "Dropped";
+    case End::stop: return "Stopped";
+    case End::reset: return "PeerReset";
+  }
+  return "Unknown";
 }
+void PrintTo(End e, std::ostream* os) { *os << name_of(e); }
+std::string end_name(const ::testing::TestParamInfo<End>& info) { return name_of(info.param); }
 
-TEST(IncrementalBuffers, StoppedWithSlicesQueued) {
-  Runtime rt(incremental(4096, 4));
-  EXPECT_EQ(rt.run(end_with_slices(End::stop)), "ok");
-}
-
-TEST(IncrementalBuffers, PeerResetWithSlicesQueued) {
-  Runtime rt(incremental(4096, 4));
-  EXPECT_EQ(rt.run(end_with_slices(End::reset)), "ok");
-}
+INSTANTIATE_TEST_SUITE_P(IncrementalBuffers, SlicesQueued, ::testing::Values(End::close, End::drop, End::stop, End::reset), end_name);
 
 // The same reset with receive bundles (a bundle's buffers queued when the reset comes).
 TEST(RecvBundle, PeerResetWithBuffersQueued) {

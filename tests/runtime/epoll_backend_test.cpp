@@ -89,6 +89,29 @@ std::string read_now(int fd) {
   return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
 }
 
+// A descriptor number closed and reused: whether it was, the waits while a reader of the new file sleeps,
+// and what that reader got.
+struct Reuse {
+  bool reused = false;
+  std::uint64_t idle = 0;
+  std::string fresh;
+};
+
+// The old file (still open through `dup_fd`) gets bytes nobody must take; a reader of the fresh file at
+// the reused number sleeps without the loop spinning, then is woken by the fresh file's own bytes.
+task<void> read_the_fresh_file(int dup_fd, int old_writer, int fresh_reader, int fresh_writer, Reuse& out) {
+  char buf[16];
+  (void)::write(old_writer, "stale", 5);
+  int n = -1;
+  spawn(read_into(fresh_reader, buf, sizeof buf, &n));
+  out.idle = co_await waits_while_sleeping(100ms);
+  (void)::write(fresh_writer, "fresh", 5);
+  while (n < 0 && n != -ETIMEDOUT) co_await sleep_for(1ms);
+  if (n > 0) out.fresh.assign(buf, static_cast<std::size_t>(n));
+  EXPECT_EQ(read_now(dup_fd), "stale");  // nobody took the old file's bytes
+  ::close(dup_fd);
+}
+
 TEST(EpollBackend, BytesNobodyWaitsForDoNotSpinTheLoop) {
   Runtime rt({.reactors = 1, .backend = {.kind = kEpoll}});
   SocketPair s;
@@ -126,13 +149,8 @@ TEST(EpollBackend, AHangUpNobodyWaitsForDoesNotSpinTheLoop) {
 // socket, and the new socket itself would never be registered.
 TEST(EpollBackend, ASocketClosedThroughTheBackendLeavesNoRegistrationBehindADup) {
   Runtime rt({.reactors = 1, .backend = {.kind = kEpoll}});
-  struct Seen {
-    bool reused = false;
-    std::uint64_t idle = 0;
-    std::string fresh;
-  };
-  Seen seen = rt.run([&]() -> task<Seen> {
-    Seen out;
+  Reuse seen = rt.run([&]() -> task<Reuse> {
+    Reuse out;
     auto old = std::make_unique<SocketPair>();
     const int old_fd = old->fds[0];
     const int dup_fd = ::dup(old_fd);
@@ -143,15 +161,7 @@ TEST(EpollBackend, ASocketClosedThroughTheBackendLeavesNoRegistrationBehindADup)
     SocketPair fresh;  // takes the lowest free numbers: the old one
     out.reused = fresh.fds[0] == old_fd || fresh.fds[1] == old_fd;
     const int reused = fresh.fds[0] == old_fd ? 0 : 1;
-    (void)::write(old->fds[1], "stale", 5);  // the old file (still open through dup_fd) is readable
-    int n = -1;
-    spawn(read_into(fresh.fds[reused], buf, sizeof buf, &n));
-    out.idle = co_await waits_while_sleeping(100ms);
-    (void)::write(fresh.fds[1 - reused], "fresh", 5);
-    while (n < 0 && n != -ETIMEDOUT) co_await sleep_for(1ms);
-    if (n > 0) out.fresh.assign(buf, static_cast<std::size_t>(n));
-    EXPECT_EQ(read_now(dup_fd), "stale");  // nobody took the old file's bytes
-    ::close(dup_fd);
+    co_await read_the_fresh_file(dup_fd, old->fds[1], fresh.fds[reused], fresh.fds[1 - reused], out);
     co_return out;
   }());
   EXPECT_TRUE(seen.reused) << "the test needs the number to be reused";
@@ -163,13 +173,8 @@ TEST(EpollBackend, ASocketClosedThroughTheBackendLeavesNoRegistrationBehindADup)
 // still wakes the new pipe's reader, and a dup's leftover registration fires at most once.
 TEST(EpollBackend, APipeClosedBehindTheBackendsBackAndReusedStillWakesItsReader) {
   Runtime rt({.reactors = 1, .backend = {.kind = kEpoll}});
-  struct Seen {
-    bool reused = false;
-    std::uint64_t idle = 0;
-    std::string fresh;
-  };
-  Seen seen = rt.run([&]() -> task<Seen> {
-    Seen out;
+  Reuse seen = rt.run([&]() -> task<Reuse> {
+    Reuse out;
     char buf[16];
     auto old = std::make_unique<testing::Pipe>();
     const int old_fd = old->reader();
@@ -180,15 +185,7 @@ TEST(EpollBackend, APipeClosedBehindTheBackendsBackAndReusedStillWakesItsReader)
     old->fds[0] = -1;
     testing::Pipe fresh;
     out.reused = fresh.reader() == old_fd;
-    (void)::write(old->writer(), "stale", 5);
-    int n = -1;
-    spawn(read_into(fresh.reader(), buf, sizeof buf, &n));
-    out.idle = co_await waits_while_sleeping(100ms);
-    (void)::write(fresh.writer(), "fresh", 5);
-    while (n < 0 && n != -ETIMEDOUT) co_await sleep_for(1ms);
-    if (n > 0) out.fresh.assign(buf, static_cast<std::size_t>(n));
-    EXPECT_EQ(read_now(dup_fd), "stale");
-    ::close(dup_fd);
+    co_await read_the_fresh_file(dup_fd, old->writer(), fresh.reader(), fresh.writer(), out);
     co_return out;
   }());
   EXPECT_TRUE(seen.reused) << "the test needs the number to be reused";
