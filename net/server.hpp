@@ -98,8 +98,11 @@ task<void> accept_loop(const TcpListener& listener, ConnectionLimiter& limiter, 
     try {
       start(std::move(*conn), std::move(*permit));
     } catch (const std::bad_alloc&) {
-      log::limited(log::Level::error, "accept ENOMEM", std::chrono::seconds(10), "accept on %s: connection dropped: out of memory",
-                   listener.local_address().to_string().c_str());
+      try {  // the report may need memory too: without it the connection is still dropped
+        log::limited(log::Level::error, "accept ENOMEM", std::chrono::seconds(10),
+                     "accept: connection dropped: out of memory");
+      } catch (...) {
+      }
     }
   }
 }

@@ -172,11 +172,16 @@ void SendvAllImpl::advance(std::size_t n) noexcept {
 }
 
 void SendvAllImpl::prepare(io_uring_sqe& sqe) noexcept {
+  if (total == 0) {  // nothing to send: done, as on epoll, whatever state the socket is in
+    io_uring_prep_nop(&sqe);
+    return;
+  }
   fill();
   io_uring_prep_sendmsg(&sqe, stream->fd(), &msg, MSG_NOSIGNAL);
 }
 
 void SendvAllImpl::complete(int res, std::uint32_t flags) noexcept {
+  if (res == 0 && done < total) res = -EIO;  // TCP sends no 0 bytes of a non-empty message: never loop on it
   if (res > 0) {
     advance(static_cast<std::size_t>(res));
     if (done < total) {  // a short send: the rest in another round, unless a stop or a close() came
@@ -195,6 +200,7 @@ int SendvAllImpl::perform() noexcept {
     fill();
     const ssize_t n = ::sendmsg(stream->fd(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n < 0) return -errno;  // EAGAIN: wait for room; what was sent stays counted
+    if (n == 0) return -EIO;
     advance(static_cast<std::size_t>(n));
   }
   return 0;

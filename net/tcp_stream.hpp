@@ -99,7 +99,8 @@ struct SendvAllImpl : Operation {
   void prepare(io_uring_sqe& sqe) noexcept override;
   int perform() noexcept override;
   Readiness readiness() const noexcept override;
-  // The kernel reads the message header and its iovecs when it takes the submission, the bytes as it sends.
+  // The kernel reads the message header and its iovecs when it takes the submission, and the parts'
+  // bytes as it sends (only whether something is lent matters: abandoning then waits for the kernel).
   std::span<const char> lent() const noexcept override {
     return {reinterpret_cast<const char*>(&msg), sizeof msg};  // NOLINT(cppcoreguidelines-pro-type-reinterpret-cast)
   }
