@@ -132,13 +132,18 @@ Result<std::size_t> SendImpl::await_resume() const {
   return static_cast<std::size_t>(result());
 }
 
-Result<void> SendAllImpl::await_resume() const {
-  detail::net_metrics().sent.add(result() >= 0 ? buf.size() : done);
-  if (result() >= 0) return {};
-  Error e = io_error(*stream, "write to", result());
+namespace {
+// How a write_all ends: every byte sent, or an Error saying how many the peer was sent.
+Result<void> all_sent(const TcpStream& s, int res, std::size_t total, std::size_t done) {
+  detail::net_metrics().sent.add(res >= 0 ? total : done);
+  if (res >= 0) return {};
+  Error e = io_error(s, "write to", res);
   e.transferred = done;
   return e;
 }
+}  // namespace
+
+Result<void> SendAllImpl::await_resume() const { return all_sent(*stream, result(), buf.size(), done); }
 
 SendvAllImpl::SendvAllImpl(const TcpStream& s, std::span<const iovec> p, Clock::time_point until) noexcept
     : stream(s), parts(p) {
@@ -208,13 +213,7 @@ int SendvAllImpl::perform() noexcept {
 
 Readiness SendvAllImpl::readiness() const noexcept { return {stream->fd(), EPOLLOUT}; }
 
-Result<void> SendvAllImpl::await_resume() const {
-  detail::net_metrics().sent.add(done);
-  if (result() >= 0) return {};
-  Error e = io_error(*stream, "write to", result());
-  e.transferred = done;
-  return e;
-}
+Result<void> SendvAllImpl::await_resume() const { return all_sent(*stream, result(), total, done); }
 
 TcpStream& TcpStream::operator=(TcpStream&& o) noexcept {
   if (this != &o) {

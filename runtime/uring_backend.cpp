@@ -52,10 +52,13 @@ bool multishot_completions_in_order() noexcept {
   return minor >= 15 || (minor == 12 && patch >= 29);
 }
 
+// Thrown by a ProvidedBufferRing asked to be incremental where the kernel has no IOU_PBUF_RING_INC.
+struct IncrementalRefused {};
+
 // A provided buffer ring (liburing 2.3 has no io_uring_setup_buf_ring: the ring memory is mapped here).
 class ProvidedBufferRing final : public BufferPool {
  public:
-  // `incremental`: registered with IOU_PBUF_RING_INC where the kernel has it (6.12), else as a plain ring.
+  // `incremental`: registered with IOU_PBUF_RING_INC (6.12); IncrementalRefused where the kernel lacks it.
   ProvidedBufferRing(io_uring& ring, const BufferPoolOptions& options, std::uint16_t group, bool incremental)
       : BufferPool(options), ring_(&ring), group_(group) {
     const std::uint32_t entries = options_.limit;
@@ -72,24 +75,17 @@ class ProvidedBufferRing final : public BufferPool {
     reg.ring_entries = entries;
     reg.bgid = group;
     reg.pad = incremental ? IOU_PBUF_RING_INC : 0;  // the flags field (liburing 2.3 calls it pad)
-    int ret = io_uring_register_buf_ring(ring_, &reg, 0);
-    if (ret == -EINVAL && incremental) {  // a kernel without IOU_PBUF_RING_INC
-      inc_refused_ = true;
-      reg.pad = 0;
-      ret = io_uring_register_buf_ring(ring_, &reg, 0);
-    }
-    if (ret < 0) {
+    if (int ret = io_uring_register_buf_ring(ring_, &reg, 0); ret < 0) {
       ::munmap(mem, bytes_);
+      if (ret == -EINVAL && incremental) throw IncrementalRefused();  // a kernel without IOU_PBUF_RING_INC
       throw std::system_error(-ret, std::generic_category(), "io_uring_register_buf_ring");
     }
     io_uring_buf_ring_init(br_);
     mask_ = io_uring_buf_ring_mask(entries);
     position_.resize(entries);
-    if (reg.pad != 0) track_slices();
+    if (incremental) track_slices();
     add_slab(options_.limit);
   }
-  // Asked for incremental consumption and the kernel refused it.
-  bool incremental_refused() const noexcept { return inc_refused_; }
   ~ProvidedBufferRing() override {
     io_uring_unregister_buf_ring(ring_, group_);
     ::munmap(br_, bytes_);
@@ -114,7 +110,6 @@ class ProvidedBufferRing final : public BufferPool {
   std::size_t bytes_ = 0;
   int mask_ = 0;
   std::uint16_t group_;
-  bool inc_refused_ = false;
 };
 
 // FixedBuffers registered with the ring. A refusal (RLIMIT_MEMLOCK, most often) is reported once per
@@ -499,13 +494,13 @@ class UringBackend final : public Backend {
         if (o.incremental_buffers && !o.multishot_recv) inc_note = " (incremental off: it needs multishot recv)";
         else if (o.incremental_buffers && !multishot_completions_in_order()) inc_note = " (incremental off: kernels before 6.15 (6.12.29) can reorder a multishot receive's completions)";
         if (o.incremental_buffers && inc_note.empty()) {
-          auto ring = std::make_unique<ProvidedBufferRing>(ring_, o.incremental, 0, true);
-          if (ring->incremental()) {
+          try {
+            auto ring = std::make_unique<ProvidedBufferRing>(ring_, o.incremental, 0, true);
             buffers_note_ = "provided ring of up to " + std::to_string(o.incremental.limit) + " x " +
                             std::to_string(o.incremental.buffer_size) + " B, incremental";
             ring_buffers_ = ring.get();
             buffers_ = std::move(ring);
-          } else {
+          } catch (const IncrementalRefused&) {
             inc_note = " (incremental refused: IOU_PBUF_RING_INC needs 6.12)";
           }
         }

@@ -42,14 +42,20 @@ RuntimeOptions incremental(std::uint32_t size, std::uint32_t buffers) {
   return o;
 }
 
-// Whether `p` is inside a pool buffer but not at its start: the bytes are a slice.
-bool mid_buffer(const char* p) {
+// The pool buffer `p` points into, or -1.
+int buffer_of(const char* p) {
   BufferPool& pool = Reactor::current()->backend().buffers();
   for (std::uint32_t id = 0; id < pool.allocated(); ++id) {
     const char* start = pool.data(static_cast<std::uint16_t>(id));
-    if (p >= start && p < start + pool.buffer_size()) return p != start;
+    if (p >= start && p < start + pool.buffer_size()) return static_cast<int>(id);
   }
-  return false;
+  return -1;
+}
+
+// Whether `p` is inside a pool buffer but not at its start: the bytes are a slice.
+bool mid_buffer(const char* p) {
+  const int id = buffer_of(p);
+  return id >= 0 && p != Reactor::current()->backend().buffers().data(static_cast<std::uint16_t>(id));
 }
 
 struct Stream {
@@ -170,7 +176,6 @@ task<std::size_t> buffers_pinned_by_small_messages(int conns) {
   pairs.reserve(static_cast<std::size_t>(conns));  // a RecvStream refers to its stream: no moves
   std::vector<std::unique_ptr<RecvStream>> streams;
   std::vector<RecvBuffer> held;
-  BufferPool& pool = Reactor::current()->backend().buffers();
   std::vector<bool> pinned(65536);
   std::size_t distinct = 0;
   for (int i = 0; i < conns; ++i) {
@@ -179,12 +184,9 @@ task<std::size_t> buffers_pinned_by_small_messages(int conns) {
     streams.push_back(std::make_unique<RecvStream>(pairs.back().server));
     auto chunk = co_await streams.back()->next(Clock::now() + 2s);
     if (!chunk || chunk->size() != 64) throw std::runtime_error("a 64-byte message did not come in one piece");
-    for (std::uint32_t id = 0; id < pool.allocated(); ++id) {
-      const char* start = pool.data(static_cast<std::uint16_t>(id));
-      if (chunk->bytes().data() >= start && chunk->bytes().data() < start + pool.buffer_size()) {
-        distinct += !pinned[id];
-        pinned[id] = true;
-      }
+    if (const int id = buffer_of(chunk->bytes().data()); id >= 0) {
+      distinct += !pinned[static_cast<std::size_t>(id)];
+      pinned[static_cast<std::size_t>(id)] = true;
     }
     held.push_back(std::move(*chunk));
   }
