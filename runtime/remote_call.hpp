@@ -208,15 +208,29 @@ class SpawnMessage final : public Message {
   task<void> task_;
 };
 
+// The producer's share of a CallState, held by the producing task's frame as a parameter: a frame destroyed
+// before it delivers, even one never started (its reactor stopped with the call still queued), drops it.
+template <class R>
+class ProducerShare {
+ public:
+  explicit ProducerShare(CallState<R>* state) noexcept : state_(state) {}
+  ProducerShare(ProducerShare&& other) noexcept : state_(std::exchange(other.state_, nullptr)) {}
+  ProducerShare(const ProducerShare&) = delete;
+  ProducerShare& operator=(const ProducerShare&) = delete;
+  ProducerShare& operator=(ProducerShare&&) = delete;
+  ~ProducerShare() {
+    if (state_ != nullptr) state_->drop();
+  }
+  CallState<R>* operator->() const noexcept { return state_; }
+  void deliver() noexcept { std::exchange(state_, nullptr)->deliver(); }
+
+ private:
+  CallState<R>* state_;
+};
+
 // Produces a CallState's result by running `fn` (or the task it returns) on the current reactor.
 template <class R, class F>
-task<void> produce_remotely(F fn, CallState<R>* state) {
-  struct DropUnlessDelivered {
-    CallState<R>* state;
-    ~DropUnlessDelivered() {
-      if (state != nullptr) state->drop();
-    }
-  } guard{state};
+task<void> produce_remotely(F fn, ProducerShare<R> state) {
   try {
     if constexpr (std::is_same_v<std::invoke_result_t<F&>, task<R>>) {
       if constexpr (std::is_void_v<R>) {
@@ -232,8 +246,7 @@ task<void> produce_remotely(F fn, CallState<R>* state) {
   } catch (...) {
     state->set_error(std::current_exception());
   }
-  guard.state = nullptr;
-  state->deliver();
+  state.deliver();
 }
 
 }  // namespace corio::detail

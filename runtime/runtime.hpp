@@ -106,7 +106,7 @@ auto submit_to(unsigned id, F fn) {
   using R = detail::call_result_t<F>;
   Reactor& target = Reactor::current()->runtime()->reactor(id);
   auto launch = [&target, fn = std::move(fn)](detail::CallState<R>* state) mutable {
-    task<void> remote = detail::produce_remotely<R>(std::move(fn), state);
+    task<void> remote = detail::produce_remotely<R>(std::move(fn), detail::ProducerShare<R>(state));
     remote.set_stop_token(state->stop_token());
     target.post(new detail::SpawnMessage(std::move(remote)));
   };
