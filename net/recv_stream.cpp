@@ -15,30 +15,31 @@ namespace corio::net {
 
 struct RecvStream::Rare final : BufferWaiter {
   explicit Rare(RecvStream& s) noexcept : stream(&s) {}
-  void buffers_available() noexcept override { stream->buffers_available(); }
+  void buffers_available() noexcept override { stream->buffers_back(); }
   RecvStream* stream;
   std::vector<Item> spill;  // arrivals beyond the ring, in order
 };
 
 RecvStream::RecvStream(const TcpStream& stream)
-    : stream_(stream), multishot_(Reactor::current()->backend().features().multishot_recv) {
+    : ArmedReceive(Reactor::current()->backend().features().multishot_recv), stream_(stream) {
   if (stream.is_open()) slot_ = Reactor::current()->backend().register_file(stream.fd());
 }
 
 RecvStream::~RecvStream() {
-  retire();  // an armed receive is left to the backend, with the buffer it holds (leftovers())
-  if (TimerEntry::armed()) Reactor::current()->timers().disarm(*this);
-  BufferPool& pool = RecvStream::pool();
-  if (waiting_buffers_) pool.unwait(*rare_);
+  retire_receive();
   while (count_ > 0) {
     Item item = pop();
-    if (item.res > 0) pool.give_back(item.buf);
+    if (item.res > 0) pool().give_back(item.buf);
   }
-  if (held_ >= 0) pool.give_back(static_cast<std::uint16_t>(held_));
   if (slot_ >= 0) Reactor::current()->backend().unregister_file(slot_);
 }
 
-BufferPool& RecvStream::pool() noexcept { return Reactor::current()->backend().buffers(); }
+BufferPool& RecvStream::pool() const noexcept { return Reactor::current()->backend().buffers(); }
+
+BufferWaiter& RecvStream::buffer_waiter() {
+  if (!rare_) rare_ = std::make_unique<Rare>(*this);
+  return *rare_;
+}
 
 void RecvStream::prepare(io_uring_sqe& sqe) noexcept {
   const int fd = slot_ >= 0 ? slot_ : stream_->fd();
@@ -73,39 +74,6 @@ int RecvStream::perform() noexcept {
 
 Readiness RecvStream::readiness() const noexcept { return {stream_->fd(), EPOLLIN}; }
 
-bool RecvStream::wait(std::coroutine_handle<> waiter, const std::stop_token* token, Clock::time_point deadline) {
-  timed_out_ = false;
-  cancelled_ = false;
-  if (token != nullptr && token->stop_requested()) {
-    cancelled_ = true;
-    return false;
-  }
-  if (end_res_ <= 0) return false;
-  if (!stream_->is_open()) {
-    end_res_ = -ECANCELED;  // closed: nothing to receive
-    return false;
-  }
-  waiter_ = waiter;
-  if (!armed_ && !waiting_buffers_) arm();
-  Reactor& home = *Reactor::current();
-  if (deadline != Clock::time_point::max()) home.timers().arm(*this, deadline);
-  if (token != nullptr) watch(*token, home);
-  return true;
-}
-
-void RecvStream::arm() {
-  // Closed (close() cancelled the receive, or it waited for buffers): the stream ends, as close() says.
-  if (!stream_->is_open()) {
-    end_res_ = -ECANCELED;
-    wake();
-    return;
-  }
-  if (held_ < 0 && !pool().kernel_selects()) held_ = pool().take();
-  armed_ = true;
-  pausing_ = false;
-  submit_on_current_reactor();
-}
-
 void RecvStream::complete(int res, std::uint32_t flags) noexcept {
   BufferPool& pool = RecvStream::pool();
   int buf = -1;
@@ -121,54 +89,12 @@ void RecvStream::complete(int res, std::uint32_t flags) noexcept {
     armed_ = false;
     settled();
   }
-  if (res == -ECANCELED || res == -ENOBUFS || (res == -EINVAL && multishot_)) {
-    if (res == -ENOBUFS && !pool.grow()) {  // the ring is at its size: wait for buffers to come back
-      if (!rare_) rare_ = std::make_unique<Rare>(*this);
-      waiting_buffers_ = true;
-      pool.wait(*rare_);
-      return;
-    }
-    if (res == -EINVAL) multishot_ = false;  // this kernel has no multishot receive
-    // ECANCELED: our own cancel, to pause a stream with kMaxQueued unread, a stop (fire() reports it), or
-    // close() (arm() ends the stream).
-    if (waiter_ && !armed_ && !cancelled_) arm();
-    return;
-  }
+  if (recovered(res)) return;
   push({res, static_cast<std::uint16_t>(buf), static_cast<std::uint16_t>(offset)});
   if (res > 0) detail::net_metrics().received.add(static_cast<std::uint64_t>(res));
-  if (res <= 0) {
-    end_res_ = res;
-  } else if (count_ >= kMaxQueued && armed_ && !pausing_) {
-    pausing_ = true;
-    reactor().backend().cancel(*this);  // pause until the reader catches up
-  }
+  if (res <= 0) end_res_ = res;
+  else pause_if_full(kMaxQueued);
   wake();
-}
-
-Leftovers RecvStream::leftovers() noexcept { return {.pool_buffer = std::exchange(held_, -1)}; }
-
-void RecvStream::buffers_available() noexcept {
-  waiting_buffers_ = false;
-  if (waiter_ && !armed_ && !cancelled_) arm();
-}
-
-void RecvStream::wake() noexcept {
-  if (!waiter_) return;
-  if (TimerEntry::armed()) reactor().timers().disarm(*this);
-  if (unwatch()) std::exchange(waiter_, {}).resume();
-}
-
-void RecvStream::fire() noexcept {
-  if (!cancelled_) timed_out_ = true;
-  if (waiter_ && unwatch()) std::exchange(waiter_, {}).resume();
-}
-
-void RecvStream::cancel_on_home() noexcept {
-  if (!waiter_) return;
-  cancelled_ = true;
-  if (armed_) reactor().backend().cancel(*this);
-  // Not resumed from here (we may be inside request_stop()): on the next loop turn.
-  Reactor::current()->timers().arm(*this, Clock::time_point::min());
 }
 
 void RecvStream::push(Item item) {
@@ -199,9 +125,7 @@ RecvStream::Item RecvStream::take_raw() noexcept {
     timed_out_ = cancelled_ = false;  // this result is the one status() reports
     return pop();
   }
-  if (cancelled_) return {-ECANCELED, 0, 0};
-  if (timed_out_) return {-ETIMEDOUT, 0, 0};
-  return {end_res_, 0, 0};
+  return {idle_result(), 0, 0};
 }
 
 Result<RecvBuffer> RecvStream::take() {
@@ -220,7 +144,7 @@ bool RecvStream::take_into(RecvBuffer& out) noexcept {
 }
 
 Result<void> RecvStream::status() const {
-  const int res = cancelled_ ? -ECANCELED : timed_out_ ? -ETIMEDOUT : end_res_;
+  const int res = idle_result();
   if (res >= 0) return {};
   return io_error(*stream_, "read from", res);
 }

@@ -24,40 +24,21 @@
 #include <memory>
 #include <vector>
 
+#include "corio/net/armed_receive.hpp"
 #include "corio/net/error.hpp"
 #include "corio/net/tcp_stream.hpp"
 #include "corio/runtime/buffer_pool.hpp"
-#include "corio/runtime/operation.hpp"
 
 namespace corio::net {
 
-class RecvStream final : public Operation, private TimerEntry {
+class RecvStream final : public detail::ArmedReceive {
  public:
   static constexpr std::size_t kMaxQueued = 3;
 
   explicit RecvStream(const TcpStream& stream);
   ~RecvStream();
-  RecvStream(const RecvStream&) = delete;
-  RecvStream& operator=(const RecvStream&) = delete;
 
-  class Next {
-   public:
-    Next(RecvStream& s, Clock::time_point deadline) noexcept : s_(&s), deadline_(deadline) {}
-    bool await_ready() const noexcept { return s_->count_ > 0; }
-    template <class P>
-    bool await_suspend(std::coroutine_handle<P> waiter) {
-      const std::stop_token* token = nullptr;
-      if constexpr (std::is_base_of_v<corio::detail::PromiseBase, P>) token = &waiter.promise().stop_token;
-      return s_->wait(waiter, token, deadline_);
-    }
-    Result<RecvBuffer> await_resume() { return s_->take(); }
-
-   protected:
-    RecvStream* s_;
-
-   private:
-    Clock::time_point deadline_;
-  };
+  using Next = detail::NextResult<RecvStream, RecvBuffer>;
   // The next bytes received: an empty buffer at end of stream; ETIMEDOUT after `deadline` (the receive
   // stays armed), ECANCELED when the awaiting task is stopped, the socket's error otherwise.
   Next next(Clock::time_point deadline = Clock::time_point::max()) noexcept { return Next(*this, deadline); }
@@ -80,13 +61,12 @@ class RecvStream final : public Operation, private TimerEntry {
   // Why next_into() last returned false: ok at the end of the stream, else the error next() would have
   // returned.
   Result<void> status() const;
-  // Whether next() has a result waiting, so that awaiting it will not suspend (a server that coalesces
-  // replies takes what is ready before it sends).
-  bool ready() const noexcept { return count_ > 0; }
-  // Whether the kernel keeps this receive armed across completions.
-  bool multishot() const noexcept { return multishot_; }
+  // ready(): whether next() has a result waiting, so that awaiting it will not suspend (a server that
+  // coalesces replies takes what is ready before it sends). multishot(): whether the kernel keeps this
+  // receive armed across completions.
 
  private:
+  friend Next;
   struct Item {
     int res;               // bytes, 0 at end of stream, or -errno
     std::uint16_t buf;     // pool buffer when res > 0
@@ -99,37 +79,22 @@ class RecvStream final : public Operation, private TimerEntry {
   int perform() noexcept override;
   Readiness readiness() const noexcept override;
   void complete(int res, std::uint32_t flags) noexcept override;
-  void cancel_on_home() noexcept override;
-  void resume_after_cancel() noexcept override { std::exchange(waiter_, {}).resume(); }
-  Leftovers leftovers() noexcept override;
-  void fire() noexcept override;  // deadline, or a stop seen while not armed
-  void buffers_available() noexcept;
-  bool wait(std::coroutine_handle<> waiter, const std::stop_token* token, Clock::time_point deadline);
-  void arm();
+  bool open() const noexcept override { return stream_->is_open(); }
+  // The reactor's: not a member, a few bytes per connection.
+  BufferPool& pool() const noexcept override;
+  BufferWaiter& buffer_waiter() override;
   void push(Item item);
   Item pop() noexcept;
-  void wake() noexcept;
   Item take_raw() noexcept;
   Result<RecvBuffer> take();
   bool take_into(RecvBuffer& out) noexcept;
-  static BufferPool& pool() noexcept;  // the reactor's: not a member, a few bytes per connection
 
-  // (Laid out for size: every idle connection holds one.)
+  // (Laid out for size: slot_ fills the base's tail.)
+  int slot_ = -1;  // the socket in the reactor's file table (io_uring), while this stream lives
   StreamRef stream_;
   std::unique_ptr<Rare> rare_;
   // Arrivals not yet read: a small ring in place (no allocation per connection), spilling rarely.
   std::array<Item, kMaxQueued> ring_{};
-  std::uint8_t head_ = 0;  // < kMaxQueued
-  bool armed_ : 1 = false;
-  bool multishot_ : 1;
-  bool waiting_buffers_ : 1 = false;
-  bool timed_out_ : 1 = false;
-  bool cancelled_ : 1 = false;
-  bool pausing_ : 1 = false;  // cancelled to pause: one cancel, however many buffers a bundle still brings
-  std::uint16_t count_ = 0;  // in the ring, then in the spill
-  int held_ = -1;            // buffer taken for a read we issue ourselves
-  int slot_ = -1;            // the socket in the reactor's file table (io_uring), while this stream lives
-  int end_res_ = 1;          // once <= 0: the stream ended (0) or failed (-errno); next() repeats it
 };
 
 }  // namespace corio::net

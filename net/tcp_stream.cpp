@@ -96,6 +96,7 @@ void SendImpl::complete(int res, std::uint32_t flags) noexcept {
     sent = res;
     return;
   }
+  if (all && res == 0 && done < buf.size()) res = -EIO;  // TCP sends no 0 bytes of a non-empty message
   if (all && res > 0) {
     done += static_cast<std::size_t>(res);
     if (done < buf.size()) {
@@ -119,6 +120,7 @@ int SendImpl::perform() noexcept {
     if (n < 0 && errno == EAGAIN && mode.no_wait) return 0;
     if (n < 0) return -errno;  // EAGAIN: wait for room; what was sent stays counted in done
     if (!all || static_cast<std::size_t>(n) == rest.size()) return static_cast<int>(n);
+    if (n == 0) return -EIO;  // never loop on it
     done += static_cast<std::size_t>(n);
   }
 }
@@ -186,7 +188,7 @@ void SendvAllImpl::prepare(io_uring_sqe& sqe) noexcept {
 }
 
 void SendvAllImpl::complete(int res, std::uint32_t flags) noexcept {
-  if (res == 0 && done < total) res = -EIO;  // TCP sends no 0 bytes of a non-empty message: never loop on it
+  if (res == 0 && done < total) res = -EIO;  // as in SendImpl
   if (res > 0) {
     advance(static_cast<std::size_t>(res));
     if (done < total) {  // a short send: the rest in another round, unless a stop or a close() came

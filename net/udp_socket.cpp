@@ -203,19 +203,16 @@ void UdpSocket::close() noexcept {
 // DatagramStream
 
 DatagramStream::DatagramStream(const UdpSocket& socket)
-    : socket_(socket),
-      pool_(&Reactor::current()->backend().datagram_buffers()),
-      multishot_(Reactor::current()->backend().features().multishot_recv) {}
+    : ArmedReceive(Reactor::current()->backend().features().multishot_recv),
+      socket_(socket),
+      pool_(&Reactor::current()->backend().datagram_buffers()) {}
 
 DatagramStream::~DatagramStream() {
-  retire();  // an armed receive is cancelled; the backend settles its last completions (leftovers())
-  if (TimerEntry::armed()) Reactor::current()->timers().disarm(*this);
-  if (waiting_buffers_) pool_->unwait(*this);
+  retire_receive();  // an armed receive is cancelled; the backend settles its last completions
   while (count_ > 0) {
     Item item = pop();
     if (item.buf >= 0) pool_->give_back(static_cast<std::uint16_t>(item.buf));
   }
-  if (held_ >= 0) pool_->give_back(static_cast<std::uint16_t>(held_));
 }
 
 void DatagramStream::fill(char* data, std::size_t len) noexcept {
@@ -271,37 +268,9 @@ std::span<const char> DatagramStream::lent() const noexcept {
   return {reinterpret_cast<const char*>(&msg_), sizeof msg_};  // NOLINT(cppcoreguidelines-pro-type-reinterpret-cast)
 }
 
-Leftovers DatagramStream::leftovers() noexcept { return {.pool_buffer = std::exchange(held_, -1)}; }
-
 bool DatagramStream::wait(std::coroutine_handle<> waiter, const std::stop_token* token, Clock::time_point deadline) {
-  timed_out_ = false;
-  cancelled_ = false;
-  if (token != nullptr && token->stop_requested()) {
-    cancelled_ = true;
-    return false;
-  }
-  if (end_res_ <= 0 || socket_->gro()) return false;
-  if (!socket_->is_open()) {
-    end_res_ = -ECANCELED;  // closed: nothing to receive
-    return false;
-  }
-  waiter_ = waiter;
-  if (!armed_ && !waiting_buffers_) arm();
-  Reactor& home = *Reactor::current();
-  if (deadline != Clock::time_point::max()) home.timers().arm(*this, deadline);
-  if (token != nullptr) watch(*token, home);
-  return true;
-}
-
-void DatagramStream::arm() {
-  if (!socket_->is_open()) {  // close() cancelled the receive, or came while it waited for buffers
-    end_res_ = -ECANCELED;
-    wake();
-    return;
-  }
-  if (!pool_->kernel_selects() && held_ < 0) held_ = pool_->take();
-  armed_ = true;
-  submit_on_current_reactor();
+  if (socket_->gro()) return false;  // take() says why
+  return ArmedReceive::wait(waiter, token, deadline);
 }
 
 DatagramStream::Item DatagramStream::parse(int res, int buf) noexcept {
@@ -350,45 +319,10 @@ void DatagramStream::complete(int res, std::uint32_t flags) noexcept {
     armed_ = false;
     settled();
   }
-  if (res == -ECANCELED || res == -ENOBUFS || (res == -EINVAL && multishot_)) {
-    if (res == -ENOBUFS && !pool_->grow()) {  // the ring is at its size: wait for buffers to come back
-      waiting_buffers_ = true;
-      pool_->wait(*this);
-      return;
-    }
-    if (res == -EINVAL) multishot_ = false;  // this kernel has no multishot recvmsg
-    // ECANCELED: our own pause (kMaxQueued unread), a stop (fire() reports it), or close() (arm() ends
-    // the stream).
-    if (waiter_ && !armed_ && !cancelled_) arm();
-    return;
-  }
+  if (recovered(res)) return;
   push(parse(res, buf));
-  if (count_ >= kMaxQueued && armed_) reactor().backend().cancel(*this);  // pause until the reader catches up
+  pause_if_full(kMaxQueued);
   wake();
-}
-
-void DatagramStream::buffers_available() noexcept {
-  waiting_buffers_ = false;
-  if (waiter_ && !armed_ && !cancelled_) arm();
-}
-
-void DatagramStream::wake() noexcept {
-  if (!waiter_) return;
-  if (TimerEntry::armed()) reactor().timers().disarm(*this);
-  if (unwatch()) std::exchange(waiter_, {}).resume();
-}
-
-void DatagramStream::fire() noexcept {
-  if (!cancelled_) timed_out_ = true;
-  if (waiter_ && unwatch()) std::exchange(waiter_, {}).resume();
-}
-
-void DatagramStream::cancel_on_home() noexcept {
-  if (!waiter_) return;
-  cancelled_ = true;
-  if (armed_) reactor().backend().cancel(*this);
-  // Not resumed from here (we may be inside request_stop()): on the next loop turn.
-  Reactor::current()->timers().arm(*this, Clock::time_point::min());
 }
 
 void DatagramStream::push(const Item& item) {
@@ -434,12 +368,8 @@ Result<Datagram> DatagramStream::take() {
       return truncated(*socket_, item.length, item.from, room);
     }
     res = item.res;
-  } else if (cancelled_) {
-    res = -ECANCELED;
-  } else if (timed_out_) {
-    res = -ETIMEDOUT;
   } else {
-    res = end_res_ < 0 ? end_res_ : -EIO;
+    res = idle_result() < 0 ? idle_result() : -EIO;
   }
   return udp_error(*socket_, where, res);
 }

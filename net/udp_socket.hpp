@@ -25,9 +25,9 @@
 #include <vector>
 
 #include "corio/net/address.hpp"
+#include "corio/net/armed_receive.hpp"
 #include "corio/net/error.hpp"
 #include "corio/runtime/buffer_pool.hpp"
-#include "corio/runtime/operation.hpp"
 
 namespace corio::net {
 
@@ -217,39 +217,22 @@ struct Datagram {
 // buffer holds the rest, or drops them, as UDP does) until they are read. Closing the socket ends the
 // stream (ECANCELED, "socket closed"); dropping an armed stream cancels its receive (and waits for the
 // kernel's last completion: the kernel reads the stream's msghdr).
-class DatagramStream final : public Operation, private TimerEntry, private BufferWaiter {
+class DatagramStream final : public detail::ArmedReceive, private BufferWaiter {
  public:
   static constexpr std::size_t kMaxQueued = 64;
 
   explicit DatagramStream(const UdpSocket& socket);
   ~DatagramStream();
-  DatagramStream(const DatagramStream&) = delete;
-  DatagramStream& operator=(const DatagramStream&) = delete;
 
-  class Next {
-   public:
-    Next(DatagramStream& s, Clock::time_point deadline) noexcept : s_(&s), deadline_(deadline) {}
-    bool await_ready() const noexcept { return s_->count_ > 0; }
-    template <class P>
-    bool await_suspend(std::coroutine_handle<P> waiter) {
-      const std::stop_token* token = nullptr;
-      if constexpr (std::is_base_of_v<corio::detail::PromiseBase, P>) token = &waiter.promise().stop_token;
-      return s_->wait(waiter, token, deadline_);
-    }
-    Result<Datagram> await_resume() { return s_->take(); }
-
-   private:
-    DatagramStream* s_;
-    Clock::time_point deadline_;
-  };
+  using Next = detail::NextResult<DatagramStream, Datagram>;
   // The next datagram: ETIMEDOUT after `deadline` (the receive stays armed), ECANCELED when the awaiting
   // task is stopped or the socket closed, EMSGSIZE for a datagram too long for a pool buffer, the
   // socket's error otherwise (a stream goes on after each of these but a close).
   Next next(Clock::time_point deadline = Clock::time_point::max()) noexcept { return Next(*this, deadline); }
-  // Whether the kernel keeps this receive armed across completions.
-  bool multishot() const noexcept { return multishot_; }
+  // ready(), multishot(): as RecvStream's.
 
  private:
+  friend Next;
   struct Item {
     int res;                // payload bytes, or -errno
     int buf;                // pool buffer when res >= 0 (-1: none, an empty datagram)
@@ -261,34 +244,22 @@ class DatagramStream final : public Operation, private TimerEntry, private Buffe
   int perform() noexcept override;
   Readiness readiness() const noexcept override;
   void complete(int res, std::uint32_t flags) noexcept override;
-  void cancel_on_home() noexcept override;
-  void resume_after_cancel() noexcept override { std::exchange(waiter_, {}).resume(); }
-  Leftovers leftovers() noexcept override;
   std::span<const char> lent() const noexcept override;
-  void fire() noexcept override;  // deadline, or a stop seen while not armed
-  void buffers_available() noexcept override;
+  bool open() const noexcept override { return socket_->is_open(); }
+  BufferPool& pool() const noexcept override { return *pool_; }
+  BufferWaiter& buffer_waiter() noexcept override { return *this; }
+  void buffers_available() noexcept override { buffers_back(); }
   bool wait(std::coroutine_handle<> waiter, const std::stop_token* token, Clock::time_point deadline);
-  void arm();
   void fill(char* data, std::size_t len) noexcept;
   Item parse(int res, int buf) noexcept;
   void push(const Item& item);
   Item pop() noexcept;
-  void wake() noexcept;
   Result<Datagram> take();
 
   UdpRef socket_;
   BufferPool* pool_;
   std::array<Item, kMaxQueued> ring_{};
   std::unique_ptr<std::vector<Item>> spill_;  // completions that came while the pause was on its way
-  std::uint16_t head_ = 0;
-  std::uint16_t count_ = 0;
-  int held_ = -1;      // buffer taken for a receive we issue ourselves
-  int end_res_ = 1;    // once <= 0: the stream ended (closed); next() repeats it
-  bool armed_ = false;
-  bool multishot_;
-  bool waiting_buffers_ = false;
-  bool timed_out_ = false;
-  bool cancelled_ = false;
   // Read by the kernel at submission (multishot: the name and control lengths that shape each buffer);
   // written by it for one-shot receives.
   msghdr msg_{};
