@@ -273,6 +273,11 @@ void TcpStream::reset_on_close() const noexcept {
   ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &now, sizeof now);
 }
 
+int TcpStream::release() noexcept {
+  if (Reactor* r = Reactor::current(); r != nullptr && fd_ >= 0) r->backend().forget_descriptor(fd_);
+  return std::exchange(fd_, -1);
+}
+
 void TcpStream::close() noexcept {
   if (fd_ < 0) return;
   // Off a reactor (a stream outliving its runtime) nothing can be pending: a plain close.

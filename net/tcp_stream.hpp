@@ -184,9 +184,11 @@ class TcpStream {
   void reset_on_close() const noexcept;
 
   int fd() const noexcept { return fd_; }
-  // Gives the descriptor up without closing it (to hand it to another reactor): only while no operation
-  // uses the stream.
-  int release() noexcept { return std::exchange(fd_, -1); }
+  // Gives the descriptor up without closing it, to hand it to another reactor (make a TcpStream of it
+  // there): only while no operation uses the stream. This reactor's backend forgets it. (A stream moved to
+  // another reactor as an object is fine too, unless it waited here on the epoll backend for anything but
+  // a connect: release it instead.)
+  int release() noexcept;
   bool is_open() const noexcept { return fd_ >= 0; }
   const Address& peer() const noexcept { return peer_; }
   // write_all() sends plainly from now on: the kernel reported a zero-copy send on this connection as copied,

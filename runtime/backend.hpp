@@ -118,6 +118,10 @@ class Backend {
   // it. (Without `pending` there is no search by descriptor, which on io_uring scans every request in
   // flight.) Queued with the next submission; shutdown submits what is queued.
   virtual void close(int fd, bool pending) noexcept = 0;
+  // `fd` leaves this reactor open, with no operation on it (TcpStream::release, to hand it to another
+  // reactor): a readiness backend drops what it registered for it, so that its number, once closed
+  // elsewhere and reused, does not look registered here.
+  virtual void forget_descriptor(int fd) noexcept { (void)fd; }
   // This reactor's receive buffers (see BufferPool).
   virtual BufferPool& buffers() noexcept = 0;
   // The pool datagram receives use: buffers(), unless that is incremental (a datagram must not be cut

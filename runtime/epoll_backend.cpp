@@ -165,6 +165,14 @@ class EpollBackend final : public Backend {
     ::close(fd);
   }
 
+  void forget_descriptor(int fd) noexcept override {
+    if (fd < 0 || static_cast<std::size_t>(fd) >= fds_.size()) return;
+    Descriptor& d = fds_[static_cast<std::size_t>(fd)];
+    while (d.head != kNil) finish(d.head, -ECANCELED);  // none, by contract
+    if (d.registered) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+    d = Descriptor{};
+  }
+
   std::size_t in_flight() const noexcept override { return in_flight_; }
 
   void poll(std::optional<std::chrono::nanoseconds> timeout) override {
@@ -373,23 +381,30 @@ class EpollBackend final : public Backend {
     }
     // Level-triggered: what nobody waited for would be reported again on every turn, so the interest
     // shrinks to what the remaining waiters need; a hang-up or error, which no interest masks, takes the
-    // descriptor out of the set until someone waits again. What a waiter took this time stays: the next
-    // wait for it costs nothing.
+    // descriptor out of the set until someone waits again. What a reader took this time stays: the next
+    // wait for it costs nothing. Writability nobody waits for goes at once: a writable socket reports it
+    // on the next turn anyway, and a socket connected here, then moved to another reactor and closed there,
+    // would leave it behind for the next file its number names here (a wait the interest seems to cover
+    // is never armed).
     const std::uint32_t unwanted = events & ~(waited_for | EPOLLERR | EPOLLHUP);
-    if (unwanted == 0 && !(all && d.head == kNil)) return;
     const std::uint32_t still = wanted(d);
-    if (still == 0 && all) {
+    const bool idle_writable = (d.interest & EPOLLOUT) != 0 && (still & EPOLLOUT) == 0;
+    if (unwanted == 0 && !idle_writable && !(all && d.head == kNil)) return;
+    const std::uint32_t target = unwanted == 0 ? (d.interest & ~EPOLLOUT) | still : still;
+    // Nothing left to wait for: out of the set (a hang-up would still be reported to an empty interest,
+    // here, for a socket that may by then belong to another reactor).
+    if (still == 0 && (all || target == 0)) {
       ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
       d.registered = false;
       d.interest = 0;
       return;
     }
-    if (still == d.interest) return;
+    if (target == d.interest) return;
     epoll_event ev{};
-    ev.events = still;
+    ev.events = target;
     ev.data.u64 = static_cast<std::uint64_t>(fd);
     if (::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) == 0) {
-      d.interest = still;
+      d.interest = target;
     } else {
       d.registered = false;  // gone behind the backend's back: the next wait adds it afresh
       d.interest = 0;
