@@ -11,6 +11,7 @@
 #include "corio/runtime/nop.hpp"
 #include "corio/runtime/runtime.hpp"
 #include "corio/runtime/time.hpp"
+#include "examples/flags.hpp"
 
 using namespace std::chrono_literals;
 using corio::Clock;
@@ -113,7 +114,7 @@ int main(int argc, char** argv) {
       seconds = std::strtod(argv[++i], nullptr);
     } else if (std::strcmp(argv[i], "--backend") == 0 && i + 1 < argc && corio::parse_backend_kind(argv[i + 1])) {
       backend.kind = *corio::parse_backend_kind(argv[++i]);
-    } else if (std::strcmp(argv[i], "--enable") == 0 && i + 1 < argc && corio::switch_on(backend, argv[i + 1])) {
+    } else if (std::strcmp(argv[i], "--enable") == 0 && i + 1 < argc && corio::examples::parse_enable(argv[i + 1], backend)) {
       ++i;  // e.g. --enable busy-poll: the cross-reactor call without wake-ups
     } else {
       std::fprintf(stderr, "usage: %s [--reactors N] [--seconds S] [--backend uring|epoll] [--enable %s]\n", argv[0],

@@ -61,9 +61,7 @@ class RecvStream final : public detail::ArmedReceive {
   // Why next_into() last returned false: ok at the end of the stream, else the error next() would have
   // returned.
   Result<void> status() const;
-  // ready(): whether next() has a result waiting, so that awaiting it will not suspend (a server that
-  // coalesces replies takes what is ready before it sends). multishot(): whether the kernel keeps this
-  // receive armed across completions.
+  // ready() (ArmedReceive's): a server that coalesces replies takes what is ready before it sends.
 
  private:
   friend Next;

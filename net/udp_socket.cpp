@@ -337,7 +337,7 @@ void DatagramStream::push(const Item& item) {
 
 DatagramStream::Item DatagramStream::pop() noexcept {
   Item item = ring_[head_];
-  head_ = static_cast<std::uint16_t>((head_ + 1) % kMaxQueued);
+  head_ = static_cast<std::uint8_t>((head_ + 1) % kMaxQueued);
   --count_;
   if (spill_ && !spill_->empty()) {  // the ring was full: refill its freed slot from the spill, in order
     ring_[(head_ + kMaxQueued - 1) % kMaxQueued] = spill_->front();

@@ -229,7 +229,6 @@ class DatagramStream final : public detail::ArmedReceive, private BufferWaiter {
   // task is stopped or the socket closed, EMSGSIZE for a datagram too long for a pool buffer, the
   // socket's error otherwise (a stream goes on after each of these but a close).
   Next next(Clock::time_point deadline = Clock::time_point::max()) noexcept { return Next(*this, deadline); }
-  // ready(), multishot(): as RecvStream's.
 
  private:
   friend Next;

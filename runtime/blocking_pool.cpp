@@ -22,7 +22,16 @@ void BlockingPool::post(std::unique_ptr<Job> job) {
   {
     std::lock_guard lock(mutex_);
     jobs_.push_back(std::move(job));
-    if (idle_ < jobs_.size() && threads_.size() < size_) threads_.emplace_back([this] { work(); });
+    if (idle_ < jobs_.size() && threads_.size() < size_) {
+      try {
+        threads_.emplace_back([this] { work(); });
+      } catch (...) {  // no new thread: the ones there take the job in turn; with none, it is refused
+        if (threads_.empty()) {
+          jobs_.pop_back();
+          throw;
+        }
+      }
+    }
   }
   ready_.notify_one();
 }

@@ -23,7 +23,8 @@ class BlockingPool {
   BlockingPool(const BlockingPool&) = delete;
   BlockingPool& operator=(const BlockingPool&) = delete;
 
-  // Threads start on first use.
+  // Threads start on first use. Throws (std::system_error) only when not one thread can be started: the
+  // job is then destroyed unrun.
   void post(std::unique_ptr<Job> job);
   std::size_t queued();  // jobs waiting for a thread
 

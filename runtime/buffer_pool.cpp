@@ -39,7 +39,7 @@ std::uint16_t BufferPool::take() {
 std::uint32_t BufferPool::lend_slice(std::uint16_t id, int res, std::uint32_t flags) noexcept {
   constexpr std::uint32_t kBufMore = 1U << 4;  // IORING_CQE_F_BUF_MORE (6.12): the kernel keeps the buffer
   const std::uint32_t at = used_[id];
-  ++slices_[id];
+  if (slices_[id]++ == 0) ++lent_;
   // A result of no bytes (end of stream, an error) consumed nothing, whatever the flags say: the buffer
   // stays at the ring's head. Bytes without BUF_MORE took the buffer's last byte: the kernel let go.
   if (res > 0 && (flags & kBufMore)) {
@@ -52,10 +52,13 @@ std::uint32_t BufferPool::lend_slice(std::uint16_t id, int res, std::uint32_t fl
 }
 
 void BufferPool::give_back(std::uint16_t id) noexcept {
-  --lent_;
   if (incremental()) {
-    if (--slices_[id] > 0 || used_[id] < options_.buffer_size) return;  // still read, or still filling
+    if (--slices_[id] > 0) return;  // another slice is still read
+    --lent_;
+    if (used_[id] < options_.buffer_size) return;  // the kernel is still filling it
     used_[id] = 0;
+  } else {
+    --lent_;
   }
   if (available_[id] != 0) {  // the kernel still has it (or the pool does): publishing it again would let
     ++returned_twice_;        // two receives fill it at once

@@ -47,7 +47,8 @@ class BufferPool {
     return slabs_[id / options_.slab].get() + std::size_t{id % options_.slab} * options_.buffer_size;
   }
   std::uint32_t allocated() const noexcept { return allocated_; }
-  // Buffers held by the application (lent out and not yet given back; slices, on an incremental ring).
+  // Buffers held by the application (lent out and not yet given back; on an incremental ring, a buffer
+  // counts once while any slice of it is held: what the held bytes pin).
   std::uint32_t lent() const noexcept { return lent_; }
   // Buffers given back while the pool or the kernel still had them (not published again): 0 unless the
   // accounting is wrong, which tests check.
@@ -63,8 +64,8 @@ class BufferPool {
   // application holds it (an incremental ring: a slice of it) until give_back(id). Returns where the
   // received bytes start in the buffer (0 unless incremental).
   std::uint32_t lend(std::uint16_t id, int res, std::uint32_t flags) noexcept {
-    ++lent_;
     if (incremental()) return lend_slice(id, res, flags);
+    ++lent_;
     available_[id] = 0;
     return 0;
   }

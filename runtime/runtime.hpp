@@ -126,20 +126,17 @@ template <class F>
 auto run_blocking(F fn) {
   using R = std::invoke_result_t<F&>;
   struct Job final : BlockingPool::Job {
-    Job(F f, detail::CallState<R>* s) : fn(std::move(f)), state(s) {}
-    ~Job() override {
-      if (state != nullptr) state->drop();  // dropped unrun: the pool is shutting down
-    }
+    Job(F f, detail::ProducerShare<R> s) : fn(std::move(f)), state(std::move(s)) {}
     void run() noexcept override {
       state->set_from(fn);
-      std::exchange(state, nullptr)->deliver();
+      state.deliver();
     }
     F fn;
-    detail::CallState<R>* state;
+    detail::ProducerShare<R> state;  // dropped with a job never run (the pool shut down, or refused it)
   };
   BlockingPool& pool = Reactor::current()->runtime()->blocking_pool();
   auto launch = [&pool, fn = std::move(fn)](detail::CallState<R>* state) mutable {
-    pool.post(std::make_unique<Job>(std::move(fn), state));
+    pool.post(std::make_unique<Job>(std::move(fn), detail::ProducerShare<R>(state)));
   };
   return detail::RemoteCall<R, decltype(launch), detail::StopMode::release>(std::move(launch));
 }

@@ -240,6 +240,7 @@ void stop_before_the_target_starts_a_call(bool held_by_timer) {
         }
         while (!held) co_await sleep_for(1ms);
         spawn(call([] {}));
+        co_await yield();  // the call ran up to its post
         posted = true;
         co_await sleep_for(1h);
       }());
