@@ -13,7 +13,9 @@
 //   for; a wait covered by the interest costs no system call. close() deregisters before closing, so a
 //   reused number starts afresh. This relies on sockets being closed through close() (TcpStream,
 //   TcpListener and the resolver do): one closed behind the backend's back could leave its number looking
-//   registered.
+//   registered. A socket closed by another reactor's backend is the same case: writability and an empty
+//   interest are never kept (so a stream moved after its connect leaves nothing), and a stream handed
+//   over after reads is released (TcpStream::release, forget_descriptor) rather than moved.
 // - Any other descriptor (pipe, eventfd, signalfd: SignalSet and callers close these themselves) is armed
 //   one-shot on every wait, so a number closed and reused behind the backend's back heals at its next wait
 //   (MOD fails with ENOENT: ADD it), and a registration left behind by a dup fires at most once.
