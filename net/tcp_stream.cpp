@@ -29,7 +29,7 @@ struct ConnectImpl : Operation {
     if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return -errno;
     return err == 0 ? 0 : -err;
   }
-  Readiness readiness() const noexcept override { return {fd, EPOLLOUT}; }
+  Readiness readiness() const noexcept override { return {.fd = fd, .events = EPOLLOUT, .once = true}; }
   // The kernel copies the address when it takes the submission, which may come after a frame destroyed
   // right after queueing it: lent, so that abandoning waits for the kernel.
   std::span<const char> lent() const noexcept override {

@@ -185,9 +185,9 @@ class TcpStream {
 
   int fd() const noexcept { return fd_; }
   // Gives the descriptor up without closing it, to hand it to another reactor (make a TcpStream of it
-  // there): only while no operation uses the stream. This reactor's backend forgets it. (A stream moved to
-  // another reactor as an object is fine too, unless it waited here on the epoll backend for anything but
-  // a connect: release it instead.)
+  // there): on the reactor it was used on, while no operation or RecvStream uses it. This reactor's backend
+  // forgets it. (A stream moved to another reactor as an object is fine too, unless it waited here on the
+  // epoll backend for anything but its connect: release it instead.)
   int release() noexcept;
   bool is_open() const noexcept { return fd_ >= 0; }
   const Address& peer() const noexcept { return peer_; }

@@ -13,9 +13,9 @@
 //   for; a wait covered by the interest costs no system call. close() deregisters before closing, so a
 //   reused number starts afresh. This relies on sockets being closed through close() (TcpStream,
 //   TcpListener and the resolver do): one closed behind the backend's back could leave its number looking
-//   registered. A socket closed by another reactor's backend is the same case: writability and an empty
-//   interest are never kept (so a stream moved after its connect leaves nothing), and a stream handed
-//   over after reads is released (TcpStream::release, forget_descriptor) rather than moved.
+//   registered. A socket closed by another reactor's backend is the same case: a connect's interest and
+//   an empty one are never kept (so a stream moved after its connect leaves nothing), and a stream handed
+//   over after other waits is released (TcpStream::release, forget_descriptor) rather than moved.
 // - Any other descriptor (pipe, eventfd, signalfd: SignalSet and callers close these themselves) is armed
 //   one-shot on every wait, so a number closed and reused behind the backend's back heals at its next wait
 //   (MOD fails with ENOENT: ADD it), and a registration left behind by a dup fires at most once.
@@ -56,6 +56,7 @@ struct Slot final : TimerEntry {
   int fd = -1;                // where it waits
   std::uint32_t events = 0;   // what it waits for, EPOLLRDHUP added to EPOLLIN
   Where where = Where::free;
+  bool once = false;          // Readiness::once
 
   Slot() = default;
   ~Slot() = default;
@@ -321,6 +322,7 @@ class EpollBackend final : public Backend {
     Slot& s = slot(i);
     s.fd = r.fd;
     s.events = r.events & EPOLLIN ? r.events | EPOLLRDHUP : r.events;
+    s.once = r.once;
     Descriptor& d = descriptor(r.fd);
     link(i, d);
     arm(r.fd, d, d.one_shot || !d.registered || (s.events & ~d.interest) != 0);
@@ -368,12 +370,16 @@ class EpollBackend final : public Backend {
     const std::uint32_t waited_for = wanted(d);
     const bool all = events & (EPOLLERR | EPOLLHUP);
     const std::uint32_t seen = events & EPOLLRDHUP ? events | EPOLLIN : events;  // a read sees the end of stream
+    std::uint32_t once_done = 0;  // what waits seen once (a connect) took: not kept
     for (std::uint32_t i = d.head; i != kNil;) {
       Slot& s = slot(i);
       const std::uint32_t next = s.next;
       if (all || (s.events & seen)) {
         int res = s.op->perform();
-        if (res != -EAGAIN) finish(i, res);
+        if (res != -EAGAIN) {
+          if (s.once) once_done |= s.events;
+          finish(i, res);
+        }
       }
       i = next;
     }
@@ -383,16 +389,15 @@ class EpollBackend final : public Backend {
     }
     // Level-triggered: what nobody waited for would be reported again on every turn, so the interest
     // shrinks to what the remaining waiters need; a hang-up or error, which no interest masks, takes the
-    // descriptor out of the set until someone waits again. What a reader took this time stays: the next
-    // wait for it costs nothing. Writability nobody waits for goes at once: a writable socket reports it
-    // on the next turn anyway, and a socket connected here, then moved to another reactor and closed there,
-    // would leave it behind for the next file its number names here (a wait the interest seems to cover
-    // is never armed).
+    // descriptor out of the set until someone waits again. What a waiter took this time stays: the next
+    // wait for it costs nothing. Not a connect's writability (Readiness::once): it would be reported
+    // again at once, and a socket connected here, then moved to another reactor and closed there, would
+    // leave it behind for the next file its number names here (a wait it seems to cover never armed).
     const std::uint32_t unwanted = events & ~(waited_for | EPOLLERR | EPOLLHUP);
     const std::uint32_t still = wanted(d);
-    const bool idle_writable = (d.interest & EPOLLOUT) != 0 && (still & EPOLLOUT) == 0;
-    if (unwanted == 0 && !idle_writable && !(all && d.head == kNil)) return;
-    const std::uint32_t target = unwanted == 0 ? (d.interest & ~EPOLLOUT) | still : still;
+    const std::uint32_t stale = once_done & ~still;
+    if (unwanted == 0 && stale == 0 && !(all && d.head == kNil)) return;
+    const std::uint32_t target = unwanted == 0 ? (d.interest & ~stale) | still : still;
     // Nothing left to wait for: out of the set (a hang-up would still be reported to an empty interest,
     // here, for a socket that may by then belong to another reactor).
     if (still == 0 && (all || target == 0)) {

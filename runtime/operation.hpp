@@ -45,6 +45,7 @@ namespace corio {
 struct Readiness {
   int fd = -1;
   std::uint32_t events = 0;  // EPOLLIN and/or EPOLLOUT
+  bool once = false;         // a wait the descriptor sees once (a connect): its interest is not kept after
 };
 
 // What an operation abandoned in flight leaves behind: the backend settles it when the kernel lets go.
