@@ -58,8 +58,10 @@ struct ServerShard {
   // The connection's last task has ended (or was destroyed): it goes, and the joiner runs after the last.
   std::coroutine_handle<> end(Connection& c) noexcept {
     count_closed(c.threw_, stop.stop_requested());
-    delete &c;
+    // Uncounted before its permit goes (in the delete, a release): whoever sees the limiter's active()
+    // drop sees connections_per_reactor() drop too.
     load.fetch_sub(1, std::memory_order_relaxed);
+    delete &c;
     return count == 0 && joiner ? std::exchange(joiner, {}) : std::noop_coroutine();
   }
   void destroy_connections() noexcept {
