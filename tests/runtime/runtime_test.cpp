@@ -194,23 +194,29 @@ TEST(SubmitTo, CancelFromAnotherReactor) {
   EXPECT_EQ(res, -ECANCELED);
 }
 
-TEST(SubmitTo, StoppingWithACallInFlightNeitherHangsNorLeaks) {
-  Runtime rt({.reactors = 2});
-  std::atomic<bool> started{false};
-  std::thread t([&] {
+// Runs `main` from a thread of its own and stops the runtime once `ready` is set: main is cut short (run()
+// then throws, as it should).
+void stop_when_ready(Runtime& rt, const std::atomic<bool>& ready, task<void> main) {
+  std::thread t([&rt, &main] {
     try {
-      rt.run([&]() -> task<void> {
-        co_await submit_to(1, [&]() -> task<void> {
-          started = true;
-          co_await sleep_for(1h);
-        });
-      }());
+      rt.run(std::move(main));
     } catch (const std::runtime_error&) {
     }
   });
-  while (!started) std::this_thread::sleep_for(1ms);
+  while (!ready) std::this_thread::sleep_for(1ms);
   rt.stop();
   t.join();
+}
+
+TEST(SubmitTo, StoppingWithACallInFlightNeitherHangsNorLeaks) {
+  Runtime rt({.reactors = 2});
+  std::atomic<bool> started{false};
+  stop_when_ready(rt, started, [&]() -> task<void> {
+    co_await submit_to(1, [&]() -> task<void> {
+      started = true;
+      co_await sleep_for(1h);
+    });
+  }());
 }
 
 // A call its target never starts: the target reactor is held up (a blocking wait, woken by a timer or run
@@ -226,30 +232,22 @@ void stop_before_the_target_starts_a_call(bool held_by_timer) {
     while (!posted) std::this_thread::sleep_for(1ms);
     std::this_thread::sleep_for(20ms);  // the stop is requested meanwhile
   };
-  std::thread t([&] {
-    try {
-      rt.run([&]() -> task<void> {
-        auto call = [](auto fn) -> task<void> { co_await submit_to(1, std::move(fn)); };
-        if (held_by_timer) {
-          spawn(call([&]() -> task<void> {
-            co_await sleep_for(1ms);
-            hold();
-          }));
-        } else {
-          spawn(call(hold));
-        }
-        while (!held) co_await sleep_for(1ms);
-        spawn(call([] {}));
-        co_await yield();  // the call ran up to its post
-        posted = true;
-        co_await sleep_for(1h);
-      }());
-    } catch (const std::runtime_error&) {
+  stop_when_ready(rt, posted, [&]() -> task<void> {
+    auto call = [](auto fn) -> task<void> { co_await submit_to(1, std::move(fn)); };
+    if (held_by_timer) {
+      spawn(call([&]() -> task<void> {
+        co_await sleep_for(1ms);
+        hold();
+      }));
+    } else {
+      spawn(call(hold));
     }
-  });
-  while (!posted) std::this_thread::sleep_for(1ms);
-  rt.stop();
-  t.join();
+    while (!held) co_await sleep_for(1ms);
+    spawn(call([] {}));
+    co_await yield();  // the call ran up to its post
+    posted = true;
+    co_await sleep_for(1h);
+  }());
 }
 
 TEST(SubmitTo, StoppingBeforeTheTargetRunsTheCallsMessageLeaksNothing) { stop_before_the_target_starts_a_call(true); }
