@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
 #include <cstring>
 
 namespace corio::http {
@@ -84,60 +85,116 @@ struct Framing {
   int hosts = 0;
 };
 
+// Where a field value's bytes end, from `p`: the first byte that is not one (kValue), or `end`. Eight at a
+// time while no byte of the word is a control byte or DEL (a tab, the one control a value may hold, takes
+// the byte loop): the CR that ends the line is where it stops.
+const char* value_end(const char* p, const char* end) noexcept {
+  constexpr std::uint64_t ones = 0x0101010101010101, highs = 0x8080808080808080;
+  while (end - p >= 8) {
+    std::uint64_t x;
+    std::memcpy(&x, p, 8);
+    const std::uint64_t below_space = (x - ones * 0x20) & ~x & highs;  // some byte under 0x20 (exact as a whole)
+    const std::uint64_t y = x ^ (ones * 0x7f);
+    const std::uint64_t del = (y - ones) & ~y & highs;  // some byte equal to 0x7f
+    if ((below_space | del) != 0) break;
+    p += 8;
+  }
+  while (p != end && kValue[static_cast<unsigned char>(*p)]) ++p;
+  return p;
+}
+
+// Where a field name's token bytes end, from `p`: four table lookups a round, then one at a time.
+const char* token_end(const char* p, const char* end) noexcept {
+  auto t = [](const char* c) { return static_cast<unsigned>(kToken[static_cast<unsigned char>(*c)]); };
+  while (end - p >= 4 && (t(p) & t(p + 1) & t(p + 2) & t(p + 3))) p += 4;
+  while (p != end && t(p)) ++p;
+  return p;
+}
+
+// `s` (token or field-value bytes, already checked) equals the lowercase `name`, in any case. Exact for
+// such bytes: OR-ing 0x20 maps only 'A'-'Z' onto letters, and only control bytes onto digits or '-'.
+template <std::size_t N>
+bool is_named(std::string_view s, const char (&name)[N]) noexcept {
+  if (s.size() != N - 1) return false;
+  unsigned differ = 0;
+  for (std::size_t i = 0; i + 1 < N; ++i) differ |= static_cast<unsigned>((s[i] | 0x20) ^ name[i]);
+  return differ == 0;
+}
+
 HeadError parse_fields(std::string_view lines, Headers& headers, Framing& f, const HeadLimits& limits) {
   headers.clear();
   bool has_length = false, last_chunked = false;
   int codings = 0, chunked = 0;
+  const char* p = lines.data();
+  const char* const end = p + lines.size();
   for (;;) {
-    const std::size_t lf = lines.find('\n');
-    if (lf == std::string_view::npos || lf == 0 || lines[lf - 1] != '\r') return bad("a line not ended by CRLF");
-    std::string_view line = lines.substr(0, lf - 1);
-    lines.remove_prefix(lf + 1);
-    if (line.empty()) break;  // the blank line
-    if (line.front() == ' ' || line.front() == '\t') return bad("obs-fold (a header line starting with whitespace)");
-    const std::size_t colon = line.find(':');
-    if (colon == std::string_view::npos) return bad("a header line without a colon");
-    std::string_view name = line.substr(0, colon);
-    if (!is_token(name)) return bad("a header name that is not a token (or whitespace before its colon)");
-    std::string_view raw = line.substr(colon + 1);
-    for (char c : raw) {
-      if (!kValue[static_cast<unsigned char>(c)]) return bad("a control byte (NUL, CR, ...) in a header value");
+    // One pass over each line: the name while its bytes are tokens, which must stop at the colon, then
+    // the value while its bytes may be in one, which must stop at the line's CRLF.
+    if (end - p >= 2 && p[0] == '\r' && p[1] == '\n') break;  // the blank line
+    if (p != end && (*p == ' ' || *p == '\t')) return bad("obs-fold (a header line starting with whitespace)");
+    const char* const q = token_end(p, end);
+    if (q == end || *q != ':') {
+      return bad(q == end || *q == '\r' || *q == '\n' ? "a header line without a colon"
+                                                       : "a header name that is not a token (or whitespace before its colon)");
     }
+    if (q == p) return bad("a header name that is not a token (or whitespace before its colon)");
+    const std::string_view name(p, static_cast<std::size_t>(q - p));
+    const char* const v = q + 1;
+    const char* const cr = value_end(v, end);
+    if (end - cr < 2 || cr[0] != '\r' || cr[1] != '\n') {
+      return bad(cr != end && *cr == '\n' ? "a line not ended by CRLF" : "a control byte (NUL, CR, ...) in a header value");
+    }
+    p = cr + 2;
+    const std::string_view raw(v, static_cast<std::size_t>(cr - v));
     if (headers.size() == limits.max_fields) return {431, "too many header fields"};
     std::string_view value = trim(raw);
     headers.add(name, value);
-    const bool framing = equals_ignore_case(name, "content-length") || equals_ignore_case(name, "transfer-encoding");
     // Framing fields take spaces only: parsers disagree on tabs around their values.
-    if (framing && raw.find('\t') != std::string_view::npos) return bad("a tab in Content-Length or Transfer-Encoding");
-    if (equals_ignore_case(name, "content-length")) {
-      std::uint64_t n = 0;
-      if (!parse_decimal(value, n)) return bad("a Content-Length that is not a number");
-      // Even an equal second value: some parsers refuse it, and a proxy between them could disagree.
-      if (has_length) return bad("more than one Content-Length");
-      has_length = true;
-      f.content_length = n;
-    } else if (equals_ignore_case(name, "transfer-encoding")) {
-      // Strict, unlike other lists: an empty element (",chunked") is framed differently by other parsers.
-      for (std::string_view rest = value;;) {
-        const std::size_t comma = rest.find(',');
-        const std::string_view coding = trim(rest.substr(0, comma));
-        if (!is_token(coding)) return bad("a malformed Transfer-Encoding");
-        ++codings;
-        last_chunked = equals_ignore_case(coding, "chunked");
-        chunked += last_chunked ? 1 : 0;
-        if (comma == std::string_view::npos) break;
-        rest.remove_prefix(comma + 1);
-      }
-    } else if (equals_ignore_case(name, "connection")) {
-      for_each_element(value, [&](std::string_view option) {
-        if (equals_ignore_case(option, "close")) f.close = true;
-        else if (equals_ignore_case(option, "keep-alive")) f.keep_alive = true;
-      });
-    } else if (equals_ignore_case(name, "host")) {
-      ++f.hosts;
-    } else if (equals_ignore_case(name, "expect")) {
-      if (equals_ignore_case(value, "100-continue")) f.expect_continue = true;
-      else f.other_expectation = true;
+    switch (name.size()) {
+      case 14:  // content-length
+        if (!is_named(name, "content-length")) break;
+        if (raw.find('\t') != std::string_view::npos) return bad("a tab in Content-Length or Transfer-Encoding");
+        {
+          std::uint64_t n = 0;
+          if (!parse_decimal(value, n)) return bad("a Content-Length that is not a number");
+          // Even an equal second value: some parsers refuse it, and a proxy between them could disagree.
+          if (has_length) return bad("more than one Content-Length");
+          has_length = true;
+          f.content_length = n;
+        }
+        break;
+      case 17:  // transfer-encoding
+        if (!is_named(name, "transfer-encoding")) break;
+        if (raw.find('\t') != std::string_view::npos) return bad("a tab in Content-Length or Transfer-Encoding");
+        // Strict, unlike other lists: an empty element (",chunked") is framed differently by other parsers.
+        for (std::string_view rest = value;;) {
+          const std::size_t comma = rest.find(',');
+          const std::string_view coding = trim(rest.substr(0, comma));
+          if (!is_token(coding)) return bad("a malformed Transfer-Encoding");
+          ++codings;
+          last_chunked = is_named(coding, "chunked");
+          chunked += last_chunked ? 1 : 0;
+          if (comma == std::string_view::npos) break;
+          rest.remove_prefix(comma + 1);
+        }
+        break;
+      case 10:
+        if (!is_named(name, "connection")) break;
+        for_each_element(value, [&](std::string_view option) {
+          if (is_named(option, "close")) f.close = true;
+          else if (is_named(option, "keep-alive")) f.keep_alive = true;
+        });
+        break;
+      case 4:
+        if (is_named(name, "host")) ++f.hosts;
+        break;
+      case 6:
+        if (!is_named(name, "expect")) break;
+        if (is_named(value, "100-continue")) f.expect_continue = true;
+        else f.other_expectation = true;
+        break;
+      default:
+        break;
     }
   }
   if (codings > 0) {
@@ -181,14 +238,18 @@ bool Headers::has(std::string_view name) const noexcept {
 
 std::size_t find_head_end(std::string_view bytes, std::size_t& scanned) noexcept {
   const std::size_t lead = leading_empty_lines(bytes);
-  std::size_t from = std::max(lead, scanned >= 3 ? scanned - 3 : 0);
-  if (from >= bytes.size()) return 0;
-  const void* hit = memmem(bytes.data() + from, bytes.size() - from, "\r\n\r\n", 4);
-  if (hit == nullptr) {
-    scanned = bytes.size();
-    return 0;
+  const std::size_t from = std::max(lead, scanned >= 3 ? scanned - 3 : 0);
+  // Line by line (memchr is vectorised; a head has few lines): a "\r\n\r\n" starting at `from` or later
+  // ends at one of the LFs from `from + 3` on.
+  const char* const data = bytes.data();
+  for (std::size_t i = from + 3; i < bytes.size(); ++i) {
+    const void* lf = std::memchr(data + i, '\n', bytes.size() - i);
+    if (lf == nullptr) break;
+    i = static_cast<std::size_t>(static_cast<const char*>(lf) - data);
+    if (data[i - 1] == '\r' && data[i - 2] == '\n' && data[i - 3] == '\r') return i + 1;
   }
-  return static_cast<std::size_t>(static_cast<const char*>(hit) - bytes.data()) + 4;
+  scanned = std::max(scanned, bytes.size());
+  return 0;
 }
 
 HeadError check_partial_head(std::string_view bytes, const HeadLimits& limits) noexcept {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 
@@ -75,20 +76,53 @@ using namespace std::chrono_literals;
 
 constexpr std::size_t kFlushAt = std::size_t{64} * 1024;  // pipelined responses leave once this much is ready
 
-// "Date: Tue, 01 Dec 2026 18:00:00 GMT\r\n", formatted once a second per thread.
-std::string_view date_line() noexcept {
-  thread_local char line[64];
+// "HTTP/1.1 200 OK\r\nServer: corio\r\nDate: Tue, 01 Dec 2026 18:00:00 GMT\r\n": the same for every
+// response of a status within a second, so formatted once per thread for the status last answered.
+std::string_view status_lines(int status) noexcept {
+  thread_local char text[160];
   thread_local std::size_t len = 0;
+  thread_local int last_status = 0;
   thread_local std::time_t last = -1;
   const std::time_t now = std::time(nullptr);
-  if (now != last) {
+  if (now != last || status != last_status) {
     std::tm g{};
     gmtime_r(&now, &g);
-    len = std::strftime(line, sizeof line, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &g);
+    const int n = std::snprintf(text, sizeof text, "HTTP/1.1 %d %s\r\nServer: corio\r\n", status, reason_phrase(status));
+    len = static_cast<std::size_t>(std::clamp(n, 0, static_cast<int>(sizeof text) - 1));
+    len += std::strftime(text + len, sizeof text - len, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &g);
     last = now;
+    last_status = status;
   }
-  return {line, len};
+  return {text, len};
 }
+
+// Appends a response head's pieces to a string with one resize (std::string::append per piece is a
+// call each; the literals here are copied inline).
+class HeadWriter {
+ public:
+  HeadWriter(std::string& out, std::size_t most) : out_(out), start_(out.size()) {
+    out_.resize(start_ + most);
+    p_ = out_.data() + start_;
+  }
+  HeadWriter(const HeadWriter&) = delete;
+  HeadWriter& operator=(const HeadWriter&) = delete;
+  ~HeadWriter() { out_.resize(static_cast<std::size_t>(p_ - out_.data())); }
+  template <std::size_t N>
+  void literal(const char (&s)[N]) noexcept {
+    std::memcpy(p_, s, N - 1);
+    p_ += N - 1;
+  }
+  void text(std::string_view s) noexcept {
+    std::memcpy(p_, s.data(), s.size());
+    p_ += s.size();
+  }
+  void number(std::uint64_t n) noexcept { p_ = std::to_chars(p_, p_ + 20, n).ptr; }
+
+ private:
+  std::string& out_;
+  std::size_t start_;
+  char* p_;
+};
 
 void append_number(std::string& out, std::uint64_t n, int base = 10) {
   char buf[24];
@@ -335,22 +369,28 @@ task<bool> HttpConnection<T>::read_body(std::size_t head_end, std::size_t& consu
 template <class T>
 void HttpConnection<T>::append_head(int status, std::string_view content_type, const std::string& headers, bool chunked,
                                     std::uint64_t length) {
-  out_.append("HTTP/1.1 ");
-  append_number(out_, static_cast<std::uint64_t>(status));
-  out_.push_back(' ');
-  out_.append(reason_phrase(status)).append("\r\nServer: corio\r\n").append(date_line());
-  if (!content_type.empty()) out_.append("Content-Type: ").append(content_type).append("\r\n");
-  if (chunked) {
-    if (req_.minor >= 1) out_.append("Transfer-Encoding: chunked\r\n");
-  } else if (!no_body_status(status)) {
-    out_.append("Content-Length: ");
-    append_number(out_, length);
-    out_.append("\r\n");
-  }
   if (conn_.draining()) keep_ = false;  // shutting down: this is the connection's last response
-  if (!keep_) out_.append("Connection: close\r\n");
-  else if (req_.minor == 0) out_.append("Connection: keep-alive\r\n");
-  out_.append(headers).append("\r\n");
+  const std::string_view first = status_lines(status);
+  // The fixed pieces below take at most 80 bytes: "Content-Type: \r\n", "Transfer-Encoding: chunked\r\n"
+  // or "Content-Length: " with 20 digits and CRLF, "Connection: keep-alive\r\n", the closing CRLF.
+  HeadWriter w(out_, first.size() + content_type.size() + headers.size() + 96);
+  w.text(first);
+  if (!content_type.empty()) {
+    w.literal("Content-Type: ");
+    w.text(content_type);
+    w.literal("\r\n");
+  }
+  if (chunked) {
+    if (req_.minor >= 1) w.literal("Transfer-Encoding: chunked\r\n");
+  } else if (!no_body_status(status)) {
+    w.literal("Content-Length: ");
+    w.number(length);
+    w.literal("\r\n");
+  }
+  if (!keep_) w.literal("Connection: close\r\n");
+  else if (req_.minor == 0) w.literal("Connection: keep-alive\r\n");
+  w.text(headers);
+  w.literal("\r\n");
 }
 
 template <class T>

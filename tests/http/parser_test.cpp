@@ -123,6 +123,44 @@ TEST(HeadParser, RefusesEverySmugglingForm) {
   EXPECT_EQ(status_of("GET relative HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
 }
 
+// The name and value scans take several bytes a round: a bad byte is found at every offset, in words and
+// in their tails, and framing names match in any case but only exactly.
+TEST(HeadParser, FindsABadByteAtEveryOffsetOfANameOrValue) {
+  const std::string name = "X-A-Rather-Long-Field-Name-For-Rounds";
+  const std::string value = "a value long enough for several eight-byte words, then a tail";
+  auto head = [](const std::string& n, const std::string& v) { return "GET / HTTP/1.1\r\nHost: h\r\n" + n + ": " + v + "\r\n\r\n"; };
+  ASSERT_EQ(status_of(head(name, value)), 0);
+  for (std::size_t i = 0; i < value.size(); ++i) {
+    for (char bad : {'\0', '\x01', '\r', '\n', '\x1f', '\x7f'}) {
+      std::string v = value;
+      v[i] = bad;
+      EXPECT_EQ(status_of(head(name, v)), 400) << "byte " << int(bad) << " at " << i << " of the value";
+    }
+    for (char fine : {'\t', '\x80', '\xff', '~', ' '}) {
+      std::string v = value;
+      v[i] = fine;
+      EXPECT_EQ(status_of(head(name, v)), 0) << "byte " << int(static_cast<unsigned char>(fine)) << " at " << i;
+    }
+  }
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    for (char bad : {'\0', ' ', '"', '(', '/', '@', '\x7f', '\x80', '\r'}) {
+      std::string n = name;
+      n[i] = bad;
+      EXPECT_EQ(status_of(head(n, value)), 400) << "byte " << int(bad) << " at " << i << " of the name";
+    }
+  }
+  RequestHead r;
+  ASSERT_EQ(parse("POST / HTTP/1.1\r\nhOsT: h\r\ncOnTeNt-LeNgTh: 3\r\nCONNECTION: Close\r\n\r\n", r).status, 0);
+  EXPECT_EQ(r.framing, BodyKind::length);
+  EXPECT_EQ(r.content_length, 3u);
+  EXPECT_FALSE(r.keep_alive);
+  // One byte off a framing name is another field ("content-lengtH" matches; "content-lengti", "content_length" do not).
+  ASSERT_EQ(parse("POST / HTTP/1.1\r\nHost: h\r\ncontent-lengti: 3\r\ncontent_length: 3\r\nTransfer-Encodinf: x\r\n\r\n", r).status, 0);
+  EXPECT_EQ(r.framing, BodyKind::none);
+  EXPECT_EQ(status_of("GET / HTTP/1.1\r\nHost: h\r\nHosu: h\r\n\r\n"), 0) << "a near-Host is not a second Host";
+  EXPECT_EQ(status_of("GET / HTTP/1.1\r\nHost: h\r\nHOST: h\r\n\r\n"), 400) << "a second Host in capitals";
+}
+
 TEST(HeadParser, LimitsAnswerWithTheirStatus) {
   HeadLimits limits{.max_line = 64, .max_head_bytes = 256, .max_fields = 3};
   RequestHead r;
