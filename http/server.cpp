@@ -76,22 +76,41 @@ using namespace std::chrono_literals;
 
 constexpr std::size_t kFlushAt = std::size_t{64} * 1024;  // pipelined responses leave once this much is ready
 
-// "HTTP/1.1 200 OK\r\nServer: corio\r\nDate: Tue, 01 Dec 2026 18:00:00 GMT\r\n": the same for every
-// response of a status within a second, so formatted once per thread for the status last answered.
+// "HTTP/1.1 200 OK\r\nServer: corio\r\nDate: Tue, 01 Dec 2026 18:00:00 GMT\r\n", kept per thread: the
+// date is formatted once a second, the status line again only when the status differs from the last.
 std::string_view status_lines(int status) noexcept {
-  thread_local char text[160];
-  thread_local std::size_t len = 0;
+  thread_local char text[192];
+  thread_local std::size_t date_at = 0, len = 0;
   thread_local int last_status = 0;
   thread_local std::time_t last = -1;
+  thread_local char date[64];
+  thread_local std::size_t date_len = 0;
   const std::time_t now = std::time(nullptr);
-  if (now != last || status != last_status) {
+  bool copy_date = false;
+  if (now != last || date_len == 0) {
     std::tm g{};
     gmtime_r(&now, &g);
-    const int n = std::snprintf(text, sizeof text, "HTTP/1.1 %d %s\r\nServer: corio\r\n", status, reason_phrase(status));
-    len = static_cast<std::size_t>(std::clamp(n, 0, static_cast<int>(sizeof text) - 1));
-    len += std::strftime(text + len, sizeof text - len, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &g);
+    date_len = std::strftime(date, sizeof date, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &g);
     last = now;
+    copy_date = true;
+  }
+  if (status != last_status || date_at == 0) {
+    const std::string_view reason = reason_phrase(status);
+    constexpr std::string_view version = "HTTP/1.1 ", server = "\r\nServer: corio\r\n";
+    char* p = text;
+    std::memcpy(p, version.data(), version.size());
+    p = std::to_chars(p + version.size(), p + 20, status).ptr;
+    *p++ = ' ';
+    const std::size_t n = std::min(reason.size(), std::size_t{64});  // the longest is 31 bytes
+    std::memcpy(p, reason.data(), n);
+    std::memcpy(p + n, server.data(), server.size());
+    date_at = static_cast<std::size_t>(p + n + server.size() - text);
     last_status = status;
+    copy_date = true;
+  }
+  if (copy_date) {
+    std::memcpy(text + date_at, date, date_len);
+    len = date_at + date_len;
   }
   return {text, len};
 }

@@ -39,6 +39,28 @@ int on_headers_complete(http_parser* p) {
   std::abort();
 }
 
+// http-parser reads a Connection value's elements with a state machine that loses its place after some of
+// them (an empty element, one starting with a byte that is no token, one that is a prefix of "close" or
+// "keep-alive" cut by its comma: "Connection: c,keep-alive"), so it misses an HTTP/1.0 "keep-alive" that
+// is not the value's first element, which RFC 9110 5.6.1 says to read. Keeping such a connection, as the
+// client asked, frames nothing differently.
+bool keep_alive_after_another_element(const corio::http::RequestHead& r) {
+  for (const corio::http::Header& h : r.headers.all()) {
+    if (!corio::http::equals_ignore_case(h.name, "connection")) continue;
+    bool first = true;
+    for (std::string_view rest = h.value;; first = false) {
+      const std::size_t comma = rest.find(',');
+      std::string_view e = rest.substr(0, comma);
+      while (!e.empty() && (e.front() == ' ' || e.front() == '\t')) e.remove_prefix(1);
+      while (!e.empty() && (e.back() == ' ' || e.back() == '\t')) e.remove_suffix(1);
+      if (!first && corio::http::equals_ignore_case(e, "keep-alive")) return true;
+      if (comma == std::string_view::npos) break;
+      rest.remove_prefix(comma + 1);
+    }
+  }
+  return false;
+}
+
 void compare_with_http_parser(std::string_view head, const corio::http::RequestHead& r) {
   http_parser_settings settings{};
   settings.on_url = on_url;
@@ -77,7 +99,9 @@ void compare_with_http_parser(std::string_view head, const corio::http::RequestH
   // Closing is the safe side: corio may close where http-parser would keep the connection (it misses a
   // "close" after an empty list element, "Connection: , close", which RFC 9110 5.6.1 says to ignore), but
   // never keeps one that http-parser would close.
-  if (r.keep_alive && http_should_keep_alive(&p) == 0) mismatch("keep-alive");
+  if (r.keep_alive && http_should_keep_alive(&p) == 0 && !(r.minor == 0 && keep_alive_after_another_element(r))) {
+    mismatch("keep-alive");
+  }
 }
 
 }  // namespace
