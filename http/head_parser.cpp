@@ -248,7 +248,7 @@ std::size_t find_head_end(std::string_view bytes, std::size_t& scanned) noexcept
     i = static_cast<std::size_t>(static_cast<const char*>(lf) - data);
     if (data[i - 1] == '\r' && data[i - 2] == '\n' && data[i - 3] == '\r') return i + 1;
   }
-  scanned = std::max(scanned, bytes.size());
+  scanned = bytes.size();
   return 0;
 }
 
